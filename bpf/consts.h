@@ -30,7 +30,6 @@ enum global_counter {
 	G_NONSYN_MISS,    /* non-SYN packet with no flow entry (mid-flow takeover) */
 	G_FLOOD_GUARD,    /* new flows not recorded because of the per-CPU rate guard */
 	G_REPICK,         /* flow entry pointing at a down backend, re-picked */
-	G_TX,             /* packets forwarded */
 	G_COUNTERS,
 };
 

@@ -163,7 +163,7 @@ int dsrlb_xdp(struct xdp_md *ctx)
 	struct lb_settings *s = bpf_map_lookup_elem(&settings, &zero);
 	if (!s)
 		goto pass;
-	__u64 now = bpf_ktime_get_ns();
+	__u64 now = bpf_ktime_get_coarse_ns();
 	struct real_entry *real = pick_real(&pkt, vip, s, &real_id, now);
 	if (!real) {
 		count(G_NO_BACKEND);
@@ -173,7 +173,8 @@ int dsrlb_xdp(struct xdp_md *ctx)
 	int new_flow = (pkt.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 	account(&vip_stats, vip->id, &pkt, now, new_flow);
 	account(&real_stats, real_id, &pkt, now, new_flow);
-	count(pkt.is_icmp_ptb ? G_ICMP_FWD : G_TX);
+	if (pkt.is_icmp_ptb)
+		count(G_ICMP_FWD);
 	return rewrite_macs(ctx, real, s);
 
 pass:

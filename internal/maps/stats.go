@@ -20,8 +20,16 @@ type Counters struct {
 }
 
 // Global are the node-wide counters (bpf/consts.h enum global_counter).
+// Forwarded packets are not counted here: they are the sum of the
+// per-backend counters (one map update less per packet).
 type Global struct {
-	Pass, NoBackend, Fragments, ICMPForwarded, NonSYNMiss, FloodGuard, Repick, TX uint64
+	Pass          uint64 // not for a VIP:port, handed to the kernel
+	NoBackend     uint64 // for a VIP with an empty ring, handed to the kernel
+	Fragments     uint64 // non-first fragments to a VIP, passed
+	ICMPForwarded uint64 // ICMP frag-needed / packet-too-big sent to a flow's backend
+	NonSYNMiss    uint64 // non-SYN packets without a flow entry (mid-flow takeover)
+	FloodGuard    uint64 // new flows not recorded because of the rate guard
+	Repick        uint64 // flows whose backend was down, re-picked
 }
 
 // VIPCounters reads VIP id's counters.
@@ -76,7 +84,7 @@ func MonotonicToTime(ns uint64) time.Time {
 
 // GlobalCounters reads the node-wide counters.
 func (d *Dataplane) GlobalCounters() (Global, error) {
-	var vals [8]uint64
+	var vals [7]uint64
 	for i := range vals {
 		var per []uint64
 		if err := d.objs.GlobalStats.Lookup(uint32(i), &per); err != nil {
@@ -87,7 +95,7 @@ func (d *Dataplane) GlobalCounters() (Global, error) {
 		}
 	}
 	return Global{Pass: vals[0], NoBackend: vals[1], Fragments: vals[2], ICMPForwarded: vals[3],
-		NonSYNMiss: vals[4], FloodGuard: vals[5], Repick: vals[6], TX: vals[7]}, nil
+		NonSYNMiss: vals[4], FloodGuard: vals[5], Repick: vals[6]}, nil
 }
 
 // FlowKey is a 5-tuple as the flow table keys it (client -> VIP).

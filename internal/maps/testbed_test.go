@@ -35,17 +35,17 @@ const testRingSize = 65537
 // testbed is a loaded data plane with one IPv4 and one IPv6 VIP, each with
 // backends whose MACs are 02:bb:00:00:<vip>:<n>.
 type testbed struct {
-	t     *testing.T
+	t     testing.TB
 	d     *Dataplane
 	reals map[uint32]net.HardwareAddr // real id -> MAC
 }
 
-func newTestbed(t *testing.T) *testbed {
+func newTestbed(t testing.TB) *testbed {
 	t.Helper()
 	if err := rlimit.RemoveMemlock(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := Load(Options{RingSize: testRingSize, FlowTableSize: 4096})
+	d, err := Load(Options{RingSize: testRingSize, FlowTableSize: 1 << 20})
 	if err != nil {
 		t.Fatal(err)
 	}
