@@ -66,6 +66,7 @@ type vipState struct {
 	reals   map[string]*realState // by backend name
 	ringKey string                // the active set the current ring was built from
 	table   []uint32
+	born    time.Time // when the daemon took the VIP on
 }
 
 // realState is the applied state of one (VIP, backend) pair.
@@ -343,10 +344,10 @@ func stampOf(path string) fileStamp {
 // written to the backend's MAC from the LB's own address (DESIGN 5 (a)).
 func (d *Daemon) pathProbe(vip config.VIP, b config.Backend) func(ctx context.Context) error {
 	return func(ctx context.Context) error {
-		d.mu.Lock()
-		mac := d.macs[b.Address]
-		d.mu.Unlock()
-		if mac == nil {
+		// The SMTP probe that ran just before talked to the backend's own
+		// address, so the kernel's neighbour table knows its MAC.
+		mac, ok := d.neigh.Resolve([]netip.Addr{b.Address})[b.Address]
+		if !ok {
 			return errors.New("no ARP/ND reply from " + b.Address.String())
 		}
 		src, err := netif.SourceAddress(d.link, vip.Address)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/dsrlb/dsrlb/internal/config"
 	"github.com/dsrlb/dsrlb/internal/health"
@@ -63,7 +64,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 // applyVIP creates or updates one VIP's ids and map entries.
 func (d *Daemon) applyVIP(v config.VIP, vs *vipState) (*vipState, error) {
 	if vs == nil {
-		vs = &vipState{reals: map[string]*realState{}}
+		vs = &vipState{reals: map[string]*realState{}, born: time.Now()}
 		id, ok := d.state.VIPIDs[v.Name]
 		if !ok {
 			var err error
@@ -325,6 +326,9 @@ func activeSet(vs *vipState) []*realState {
 
 // updateRing rebuilds and swaps the VIP's ring when its active set changed.
 func (d *Daemon) updateRing(vs *vipState) error {
+	if vs.table == nil && vs.ringKey == "" && !d.firstRoundDone(vs) {
+		return nil // DESIGN 4: nothing is forwarded before one probe round
+	}
 	active := activeSet(vs)
 	var key strings.Builder
 	for _, rs := range active {
@@ -364,4 +368,22 @@ func macString(m net.HardwareAddr) string {
 		return "-"
 	}
 	return m.String()
+}
+
+// firstRoundDone reports whether every backend of a VIP that never had a
+// ring has been probed once (or restored from state_dir), so the first
+// ring holds all the healthy backends instead of whichever answered first.
+// A backend that never answers does not hold the VIP back longer than two
+// intervals plus the probe timeouts.
+func (d *Daemon) firstRoundDone(vs *vipState) bool {
+	h := vs.cfg.Health
+	if time.Since(vs.born) > 2*h.Interval+h.Timeout+h.TarpitThreshold {
+		return true
+	}
+	for _, rs := range vs.reals {
+		if s, ok := d.checker.StatusOf(vs.cfg.Name, rs.backend.Name); !ok || s.State == health.StateUnknown {
+			return false
+		}
+	}
+	return true
 }

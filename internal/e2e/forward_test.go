@@ -157,7 +157,7 @@ func TestSorryServer(t *testing.T) {
 func TestVIPPathProbe(t *testing.T) {
 	e := newEnv(t, envOptions{backendsWithoutVIP: []int{1}})
 	e.start()
-	st := e.waitFor("EX2 down by the VIP-path probe", 10*time.Second, hasState(labnode.InternetVIP, "EX2", "down", "VIP path"))
+	st := e.waitFor("EX2 down by the VIP-path probe", 10*time.Second, hasState(labnode.InternetVIP, "EX2", "down", "VIP path: no SYN-ACK"))
 	t.Logf("EX2: %s", stateOf(st, labnode.InternetVIP, "EX2"))
 	e.waitFor("EX1 and EX3 up", 10*time.Second, func(st daemon.Status) bool {
 		a, _ := labnode.Backend(st, labnode.InternetVIP, "EX1")

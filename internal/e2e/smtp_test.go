@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	osexec "os/exec"
+
 	"github.com/emersion/go-smtp"
 
 	"github.com/dsrlb/dsrlb/internal/lab"
@@ -63,4 +65,10 @@ func readGreeting(client *lab.Host, addr netip.AddrPort) (string, error) {
 	conn.SetDeadline(time.Now().Add(3 * time.Second))
 	line, err := bufio.NewReader(conn).ReadString('\n')
 	return strings.TrimRight(line, "\r\n"), err
+}
+
+// run runs a command and returns its combined output.
+func run(name string, args ...string) (string, error) {
+	out, err := osexec.Command(name, args...).CombinedOutput()
+	return string(out), err
 }
