@@ -53,6 +53,8 @@ type Options struct {
 	Extra string
 	// Metrics is metrics_listen inside the LB namespace ("" disables).
 	Metrics string
+	// Web is web_listen inside the LB namespace ("" disables).
+	Web string
 }
 
 // Node is one dsrlb daemon in a lab.
@@ -103,6 +105,7 @@ pin_path = %q
 state_dir = %q
 api_socket = %q
 metrics_listen = %q
+web_listen = %q
 sorry_server = true
 
 [health]
@@ -114,7 +117,7 @@ helo = "dsrlb.lab.example"
 mail_from = "probe@outside.example"
 tarpit_threshold = %q
 vip_path = true
-`, n.Lab.Name, n.Lab.LB.IfName, o.XDPMode, o.PinPath, filepath.Join(o.Dir, "state"), n.Socket, o.Metrics,
+`, n.Lab.Name, n.Lab.LB.IfName, o.XDPMode, o.PinPath, filepath.Join(o.Dir, "state"), n.Socket, o.Metrics, o.Web,
 		o.Interval.String(), o.Timeout.String(), o.Timeout.String())
 	for i, h := range n.Lab.Backends {
 		fmt.Fprintf(&b, "\n[[backend]]\nname = %q\naddress = %q\nos = \"windows\"\n", BackendName(i), h.Addr4.String())
