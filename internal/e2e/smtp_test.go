@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"os"
 	osexec "os/exec"
 
 	"github.com/emersion/go-smtp"
@@ -72,3 +73,5 @@ func run(name string, args ...string) (string, error) {
 	out, err := osexec.Command(name, args...).CombinedOutput()
 	return string(out), err
 }
+
+func writeFile(path, text string) error { return os.WriteFile(path, []byte(text), 0o600) }

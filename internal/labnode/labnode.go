@@ -31,10 +31,12 @@ var (
 	InternetAddr  = netip.MustParseAddr("198.51.100.25")
 	RelayAddr     = netip.MustParseAddr("198.51.100.26")
 	InternetAddr6 = netip.MustParseAddr("2001:db8:25::25")
+	// SpareAddr is a VIP address for tests' extra VIPs.
+	SpareAddr = netip.MustParseAddr("198.51.100.27")
 )
 
 // LabVIPs are the VIP addresses to give lab.Options.VIPs.
-func LabVIPs() []netip.Addr { return []netip.Addr{InternetAddr, RelayAddr, InternetAddr6} }
+func LabVIPs() []netip.Addr { return []netip.Addr{InternetAddr, RelayAddr, InternetAddr6, SpareAddr} }
 
 // BackendName is the config name of lab backend i.
 func BackendName(i int) string { return fmt.Sprintf("EX%d", i+1) }

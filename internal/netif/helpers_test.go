@@ -46,8 +46,8 @@ func in(t *testing.T, h *lab.Host, fn func()) {
 
 var pinCounter atomic.Int64
 
-// testPin returns a unique link pin path on bpffs; its directory is removed
-// (with anything left in it) after the test.
+// testPin returns a unique link pin path on bpffs. After the test, whatever
+// is pinned there is detached and the directory removed.
 func testPin(t *testing.T) string {
 	t.Helper()
 	const root = "/sys/fs/bpf"
@@ -58,12 +58,16 @@ func testPin(t *testing.T) string {
 		}
 	}
 	dir := filepath.Join(root, fmt.Sprintf("dsrlb-netif-%d-%d", os.Getpid(), pinCounter.Add(1)))
+	pin := filepath.Join(dir, "link")
 	t.Cleanup(func() {
+		if err := DetachXDP(pin); err != nil {
+			t.Errorf("cleanup DetachXDP: %v", err)
+		}
 		if err := os.RemoveAll(dir); err != nil {
 			t.Errorf("remove pin directory: %v", err)
 		}
 	})
-	return filepath.Join(dir, "link")
+	return pin
 }
 
 // loadProgram loads the committed data plane (no pins) and returns its XDP

@@ -123,10 +123,13 @@ func (n *Neighbors) Resolve(addrs []netip.Addr) map[netip.Addr]net.HardwareAddr 
 	}
 	for _, a := range addrs {
 		a = a.Unmap()
+		if !a.IsValid() || a.Zone() != "" {
+			continue
+		}
 		e, found := table[a]
 		if mac, ok := knownMAC(e); found && ok {
 			out[a] = mac
-			if true {
+			if e.State&netlink.NUD_STALE == 0 {
 				continue
 			}
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 
 	"github.com/dsrlb/dsrlb/internal/lab"
 )
@@ -281,4 +282,41 @@ func neighStateName(s int) string {
 		return "NONE"
 	}
 	return strings.Join(out, "|")
+}
+
+// TestNeighViewApply: only changes of known-ness or MAC count.
+func TestNeighViewApply(t *testing.T) {
+	a := netip.MustParseAddr("10.77.0.101")
+	mac1, _ := net.ParseMAC("02:77:00:00:00:65")
+	mac2, _ := net.ParseMAC("02:77:00:00:00:66")
+	up := func(typ uint16, index, family, state int, mac net.HardwareAddr) netlink.NeighUpdate {
+		return netlink.NeighUpdate{Type: typ, Neigh: netlink.Neigh{LinkIndex: index, Family: family, State: state, IP: a.AsSlice(), HardwareAddr: mac}}
+	}
+	const idx = 2
+	v := neighView{}
+	steps := []struct {
+		name string
+		u    netlink.NeighUpdate
+		want bool
+	}{
+		{"incomplete", up(unix.RTM_NEWNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_INCOMPLETE, nil), false},
+		{"reachable", up(unix.RTM_NEWNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_REACHABLE, mac1), true},
+		{"stale, same MAC", up(unix.RTM_NEWNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_STALE, mac1), false},
+		{"probe, same MAC", up(unix.RTM_NEWNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_PROBE, mac1), false},
+		{"other interface", up(unix.RTM_NEWNEIGH, idx+1, netlink.FAMILY_V4, netlink.NUD_REACHABLE, mac2), false},
+		{"bridge fdb", up(unix.RTM_NEWNEIGH, idx, unix.AF_BRIDGE, netlink.NUD_REACHABLE, mac2), false},
+		{"new MAC", up(unix.RTM_NEWNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_REACHABLE, mac2), true},
+		{"failed", up(unix.RTM_NEWNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_FAILED, mac2), true},
+		{"failed again", up(unix.RTM_NEWNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_FAILED, nil), false},
+		{"permanent", up(unix.RTM_NEWNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_PERMANENT, mac1), true},
+		{"deleted", up(unix.RTM_DELNEIGH, idx, netlink.FAMILY_V4, netlink.NUD_PERMANENT, mac1), true},
+	}
+	for _, s := range steps {
+		if got := v.apply(idx, s.u); got != s.want {
+			t.Errorf("%s: changed %v, want %v (view %v)", s.name, got, s.want, v)
+		}
+	}
+	if len(v) != 0 {
+		t.Fatalf("view after delete: %v", v)
+	}
 }

@@ -115,6 +115,14 @@ func reusePinned(l Link, pinned link.Link, prog *ebpf.Program, mode config.XDPMo
 		return Attachment{}, false, fmt.Errorf("pinned XDP link %s (id %d) is attached to %s, not to %s (index %d): "+
 			"run `dsrlb detach` with the old config first", pin, info.ID, describeIfindex(int(xi.Ifindex)), l.Name, l.Index)
 	}
+	// Interface indexes are per namespace: make sure the program the link
+	// runs is the one this namespace's l runs.
+	if nlk, err := netlinkLink(l); err != nil {
+		return Attachment{}, false, err
+	} else if x := nlk.Attrs().Xdp; x == nil || !x.Attached || x.ProgId != uint32(info.Program) {
+		return Attachment{}, false, fmt.Errorf("pinned XDP link %s (id %d) is attached to interface index %d of another network namespace, not to %s: "+
+			"run `dsrlb detach` there first", pin, info.ID, xi.Ifindex, l.Name)
+	}
 	if err := pinned.Update(prog); err != nil {
 		return Attachment{}, false, fmt.Errorf("replace the program of pinned XDP link %s on %s: %w", pin, l.Name, err)
 	}

@@ -3,10 +3,12 @@ package netif
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
@@ -30,15 +32,6 @@ func pinnedLinkID(t *testing.T, pin string) (link.ID, uint32) {
 	return info.ID, uint32(info.Program)
 }
 
-// detachAtEnd detaches whatever is pinned at pin when the test ends.
-func detachAtEnd(t *testing.T, pin string) {
-	t.Cleanup(func() {
-		if err := DetachXDP(pin); err != nil {
-			t.Errorf("cleanup DetachXDP: %v", err)
-		}
-	})
-}
-
 func TestXDP(t *testing.T) {
 	lb := newLab(t, lab.Options{Clients: 1, Backends: 1}) // native-ready: xdp_pass sink on the bridge port
 	prog1, id1 := loadProgram(t)
@@ -60,19 +53,10 @@ func TestXDP(t *testing.T) {
 
 	t.Run("NativeReuseDetach", func(t *testing.T) {
 		pin := testPin(t)
-		detachAtEnd(t, pin)
 		log, logs := newLog()
 		in(t, lb.LB, func() {
-			att, err := AttachXDP(eth0, prog1, config.XDPNative, pin, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if att != (Attachment{Mode: ModeNative}) {
-				t.Fatalf("first attach = %+v, want native, not reused", att)
-			}
-			if mode, id := xdpState(t, eth0.Index); mode != nl.XDP_ATTACHED_DRV || id != uint32(id1) {
-				t.Fatalf("netlink: mode %d prog %d, want driver mode prog %d", mode, id, id1)
-			}
+			mustAttach(t, Attachment{Mode: ModeNative}, eth0, prog1, config.XDPNative, pin, log)
+			wantXDP(t, eth0.Index, nl.XDP_ATTACHED_DRV, id1)
 			linkBefore, progBefore := pinnedLinkID(t, pin)
 			if progBefore != uint32(id1) {
 				t.Fatalf("pinned link runs prog %d, want %d", progBefore, id1)
@@ -80,20 +64,12 @@ func TestXDP(t *testing.T) {
 
 			// A second dsrlb: same link, new program, mode kept even if the
 			// config now says generic.
-			att, err = AttachXDP(eth0, prog2, config.XDPGeneric, pin, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if att != (Attachment{Mode: ModeNative, Reused: true}) {
-				t.Fatalf("second attach = %+v, want native, reused", att)
-			}
+			mustAttach(t, Attachment{Mode: ModeNative, Reused: true}, eth0, prog2, config.XDPGeneric, pin, log)
 			linkAfter, progAfter := pinnedLinkID(t, pin)
 			if linkAfter != linkBefore || progAfter != uint32(id2) {
 				t.Fatalf("after reuse: link %d prog %d, want link %d prog %d", linkAfter, progAfter, linkBefore, id2)
 			}
-			if mode, id := xdpState(t, eth0.Index); mode != nl.XDP_ATTACHED_DRV || id != uint32(id2) {
-				t.Fatalf("netlink after reuse: mode %d prog %d, want driver mode prog %d", mode, id, id2)
-			}
+			wantXDP(t, eth0.Index, nl.XDP_ATTACHED_DRV, id2)
 			if !logs.contains("keeping the running XDP link", "running_mode=native", "configured_mode=generic") {
 				t.Fatalf("no warning about the kept mode in log:\n%s", logs)
 			}
@@ -101,12 +77,8 @@ func TestXDP(t *testing.T) {
 			if err := DetachXDP(pin); err != nil {
 				t.Fatal(err)
 			}
-			if mode, id := xdpState(t, eth0.Index); mode != 0 || id != 0 {
-				t.Fatalf("after DetachXDP: mode %d prog %d still attached", mode, id)
-			}
-			if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("pin still there after DetachXDP: %v", err)
-			}
+			wantXDP(t, eth0.Index, 0, 0)
+			wantNoPin(t, pin, "pin still there after DetachXDP")
 			if err := DetachXDP(pin); err != nil {
 				t.Fatalf("DetachXDP with nothing pinned: %v", err)
 			}
@@ -115,44 +87,20 @@ func TestXDP(t *testing.T) {
 
 	t.Run("Generic", func(t *testing.T) {
 		pin := testPin(t)
-		detachAtEnd(t, pin)
 		in(t, lb.LB, func() {
-			att, err := AttachXDP(eth0, prog1, config.XDPGeneric, pin, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if att != (Attachment{Mode: ModeGeneric}) {
-				t.Fatalf("attach = %+v, want generic", att)
-			}
-			if mode, id := xdpState(t, eth0.Index); mode != nl.XDP_ATTACHED_SKB || id != uint32(id1) {
-				t.Fatalf("netlink: mode %d prog %d, want skb mode prog %d", mode, id, id1)
-			}
+			mustAttach(t, Attachment{Mode: ModeGeneric}, eth0, prog1, config.XDPGeneric, pin, nil)
+			wantXDP(t, eth0.Index, nl.XDP_ATTACHED_SKB, id1)
 			// Reuse reports the mode the link runs in.
-			att, err = AttachXDP(eth0, prog2, config.XDPAuto, pin, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if att != (Attachment{Mode: ModeGeneric, Reused: true}) {
-				t.Fatalf("reuse = %+v, want generic, reused", att)
-			}
+			mustAttach(t, Attachment{Mode: ModeGeneric, Reused: true}, eth0, prog2, config.XDPAuto, pin, nil)
 		})
 	})
 
 	t.Run("AutoNative", func(t *testing.T) {
 		pin := testPin(t)
-		detachAtEnd(t, pin)
 		log, logs := newLog()
 		in(t, lb.LB, func() {
-			att, err := AttachXDP(eth0, prog1, config.XDPAuto, pin, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if att.Mode != ModeNative || att.Reused {
-				t.Fatalf("auto on veth = %+v, want native", att)
-			}
-			if mode, _ := xdpState(t, eth0.Index); mode != nl.XDP_ATTACHED_DRV {
-				t.Fatalf("netlink mode %d, want driver", mode)
-			}
+			mustAttach(t, Attachment{Mode: ModeNative}, eth0, prog1, config.XDPAuto, pin, log)
+			wantXDP(t, eth0.Index, nl.XDP_ATTACHED_DRV, id1)
 		})
 		if logs.contains("falling back") {
 			t.Fatalf("fallback logged although native worked:\n%s", logs)
@@ -161,7 +109,6 @@ func TestXDP(t *testing.T) {
 
 	t.Run("AutoFallsBackToGeneric", func(t *testing.T) {
 		pin := testPin(t)
-		detachAtEnd(t, pin)
 		log, logs := newLog()
 		in(t, lb.LB, func() {
 			bridge := addBridge(t, "br-auto")
@@ -171,19 +118,9 @@ func TestXDP(t *testing.T) {
 				t.Fatalf("native on bridge: err = %v, want a native-mode failure naming br-auto", err)
 			}
 			t.Logf("native on a bridge: %v", err)
-			if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("pin left after a failed attach: %v", err)
-			}
-			att, err := AttachXDP(bridge, prog1, config.XDPAuto, pin, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if att != (Attachment{Mode: ModeGeneric}) {
-				t.Fatalf("auto on bridge = %+v, want generic", att)
-			}
-			if mode, id := xdpState(t, bridge.Index); mode != nl.XDP_ATTACHED_SKB || id != uint32(id1) {
-				t.Fatalf("netlink: mode %d prog %d, want skb prog %d", mode, id, id1)
-			}
+			wantNoPin(t, pin, "pin left after a failed attach")
+			mustAttach(t, Attachment{Mode: ModeGeneric}, bridge, prog1, config.XDPAuto, pin, log)
+			wantXDP(t, bridge.Index, nl.XDP_ATTACHED_SKB, id1)
 		})
 		if !logs.contains("falling back to generic", "interface=br-auto", "error=") {
 			t.Fatalf("no fallback line with the native error in log:\n%s", logs)
@@ -193,7 +130,6 @@ func TestXDP(t *testing.T) {
 
 	t.Run("ForeignNetlinkProgram", func(t *testing.T) {
 		pin := testPin(t)
-		detachAtEnd(t, pin)
 		log, logs := newLog()
 		in(t, lb.LB, func() {
 			nlk, err := netlink.LinkByIndex(eth0.Index)
@@ -219,12 +155,8 @@ func TestXDP(t *testing.T) {
 					t.Fatalf("%s: err = %q (%+v), want %q", mode, err, fe, want)
 				}
 			}
-			if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
-				t.Fatalf("pin created despite the foreign program: %v", err)
-			}
-			if mode, id := xdpState(t, eth0.Index); mode != nl.XDP_ATTACHED_SKB || id != uint32(id2) {
-				t.Fatalf("foreign program disturbed: mode %d prog %d", mode, id)
-			}
+			wantNoPin(t, pin, "pin created despite the foreign program")
+			wantXDP(t, eth0.Index, nl.XDP_ATTACHED_SKB, id2)
 		})
 		if logs.contains("falling back") {
 			t.Fatalf("auto fell back although a foreign program is attached:\n%s", logs)
@@ -233,7 +165,6 @@ func TestXDP(t *testing.T) {
 
 	t.Run("ForeignBPFLink", func(t *testing.T) {
 		pin := testPin(t)
-		detachAtEnd(t, pin)
 		in(t, lb.LB, func() {
 			other, err := link.AttachXDP(link.XDPOptions{Program: prog2, Interface: eth0.Index, Flags: link.XDPGenericMode})
 			if err != nil {
@@ -253,9 +184,31 @@ func TestXDP(t *testing.T) {
 		})
 	})
 
+	t.Run("PinnedInOtherNamespace", func(t *testing.T) {
+		pin := testPin(t)
+		client := lb.Clients[0]
+		if client.IfIndex != eth0.Index {
+			t.Fatalf("test needs equal interface indexes: client eth0 %d, lb eth0 %d", client.IfIndex, eth0.Index)
+		}
+		in(t, client, func() {
+			ceth, err := LookupLink("eth0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			mustAttach(t, Attachment{Mode: ModeGeneric}, ceth, prog1, config.XDPGeneric, pin, nil)
+		})
+		in(t, lb.LB, func() {
+			_, err := AttachXDP(eth0, prog2, config.XDPGeneric, pin, nil)
+			if err == nil || !strings.Contains(err.Error(), "another network namespace") {
+				t.Fatalf("err = %v, want one about another namespace", err)
+			}
+			wantXDP(t, eth0.Index, 0, 0)
+		})
+		in(t, client, func() { wantXDP(t, client.IfIndex, nl.XDP_ATTACHED_SKB, id1) })
+	})
+
 	t.Run("PinnedElsewhereThenStale", func(t *testing.T) {
 		pin := testPin(t)
-		detachAtEnd(t, pin)
 		log, logs := newLog()
 		in(t, lb.LB, func() {
 			bridge := addBridge(t, "br-pin")
@@ -267,28 +220,18 @@ func TestXDP(t *testing.T) {
 			if err == nil || !stringsContain(err.Error(), "br-pin", "eth0", "dsrlb detach") {
 				t.Fatalf("attach with the pin on another interface: err = %v, want one naming br-pin and eth0", err)
 			}
-			if mode, _ := xdpState(t, eth0.Index); mode != 0 {
-				t.Fatalf("eth0 got XDP mode %d despite the error", mode)
-			}
+			wantXDP(t, eth0.Index, 0, 0)
 			// The interface goes away: the pinned link is defunct and is
 			// replaced by a fresh one on eth0.
 			if err := netlink.LinkDel(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Index: bridge.Index}}); err != nil {
 				t.Fatal(err)
 			}
-			att, err := AttachXDP(eth0, prog2, config.XDPGeneric, pin, log)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if att != (Attachment{Mode: ModeGeneric}) {
-				t.Fatalf("attach after stale pin = %+v, want generic, not reused", att)
-			}
+			mustAttach(t, Attachment{Mode: ModeGeneric}, eth0, prog2, config.XDPGeneric, pin, log)
 			newLink, prog := pinnedLinkID(t, pin)
 			if newLink == oldLink || prog != uint32(id2) {
 				t.Fatalf("pin holds link %d prog %d, want a new link (not %d) with prog %d", newLink, prog, oldLink, id2)
 			}
-			if mode, id := xdpState(t, eth0.Index); mode != nl.XDP_ATTACHED_SKB || id != uint32(id2) {
-				t.Fatalf("netlink: mode %d prog %d, want skb prog %d", mode, id, id2)
-			}
+			wantXDP(t, eth0.Index, nl.XDP_ATTACHED_SKB, id2)
 		})
 		if !logs.contains("detached", "replacing it") {
 			t.Fatalf("no log line about the stale pin:\n%s", logs)
@@ -326,6 +269,35 @@ func TestAttachModeFallback(t *testing.T) {
 
 	if _, _, err := attachMode("fast", attach, func(error) {}); err == nil {
 		t.Fatal("unknown mode accepted")
+	}
+}
+
+// wantNoPin fails, saying what, if pin exists.
+func wantNoPin(t *testing.T, pin, what string) {
+	t.Helper()
+	if _, err := os.Stat(pin); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// mustAttach runs AttachXDP and fails unless it returns want.
+func mustAttach(t *testing.T, want Attachment, l Link, prog *ebpf.Program, mode config.XDPMode, pin string, log *slog.Logger) {
+	t.Helper()
+	att, err := AttachXDP(l, prog, mode, pin, log)
+	if err != nil {
+		t.Fatalf("AttachXDP(%s, %s): %v", l.Name, mode, err)
+	}
+	if att != want {
+		t.Fatalf("AttachXDP(%s, %s) = %+v, want %+v", l.Name, mode, att, want)
+	}
+}
+
+// wantXDP fails unless netlink shows prog attached to index in mode (an
+// IFLA_XDP_ATTACHED value; 0, 0 for nothing attached).
+func wantXDP(t *testing.T, index int, mode uint32, prog ebpf.ProgramID) {
+	t.Helper()
+	if gotMode, gotProg := xdpState(t, index); gotMode != mode || gotProg != uint32(prog) {
+		t.Fatalf("interface %d: XDP mode %d prog %d, want mode %d prog %d", index, gotMode, gotProg, mode, prog)
 	}
 }
 
