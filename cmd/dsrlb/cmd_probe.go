@@ -17,19 +17,8 @@ import (
 )
 
 // builtinHealth is the probe profile used when no config file is found:
-// the [health] defaults of DESIGN section 7.
-func builtinHealth() config.Health {
-	return config.Health{
-		Interval:        5 * time.Second,
-		Timeout:         3 * time.Second,
-		Rise:            2,
-		Fall:            2,
-		HELO:            "dsrlb.example.net",
-		MailFrom:        "healthcheck@example.org",
-		StartTLS:        config.StartTLSOff,
-		TarpitThreshold: 8 * time.Second,
-	}
-}
+// the [health] defaults of the config package.
+func builtinHealth() config.Health { return config.DefaultHealth() }
 
 // cmdProbe runs one deep SMTP probe and prints its transcript and verdict.
 // Exit 0 good (up), 1 back pressure (draining), 2 bad (down) or usage error.

@@ -1,11 +1,13 @@
 package health
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -218,7 +220,18 @@ func TestCheckerRestoredStateAndPathProbe(t *testing.T) {
 }
 
 func TestCheckerStopLeavesNothing(t *testing.T) {
-	srv := healthtest.Start(t, healthtest.Backend{MailDelay: 2 * time.Second})
+	// A tarpit that ends as soon as the client hangs up, so that the
+	// server's own goroutines do not outlive the probes.
+	srv := healthtest.StartRaw(t, func(c net.Conn, done <-chan struct{}) {
+		c.Write([]byte("220 mx.test ESMTP\r\n"))
+		r := bufio.NewReader(c)
+		if _, err := r.ReadString('\n'); err != nil {
+			return
+		}
+		c.Write([]byte("250 mx.test\r\n"))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		io.Copy(io.Discard, r)
+	})
 	before := runtime.NumGoroutine()
 	c := NewChecker(context.Background(), CheckerOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	p := testProfile()

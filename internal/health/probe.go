@@ -146,6 +146,9 @@ func (r reply) line() string {
 // class is the reply's first digit: 2, 3, 4 or 5.
 func (r reply) class() int { return r.code / 100 }
 
+// errServerClosing marks a session ended by a 421 reply: no QUIT follows.
+var errServerClosing = errors.New("server closing the connection (421)")
+
 // garbageError is a server line that is not an SMTP reply.
 type garbageError struct{ line string }
 
@@ -436,7 +439,8 @@ func (s *session) rset() {
 
 // quit ends the session politely when it can: QUIT and the 221 when the
 // session is in step, QUIT alone after a timeout (the server will read it
-// once it answers what it was slow on), nothing after a broken connection.
+// once it answers what it was slow on), nothing after a broken connection
+// or a 421 (the server closes the channel itself).
 func (s *session) quit() {
 	if s.ctx.Err() != nil {
 		return
@@ -447,7 +451,7 @@ func (s *session) quit() {
 		r, err := s.exchangeWithin("QUIT", s.profile.Timeout)
 		switch {
 		case err != nil:
-			s.warn("QUIT: " + describeStepError(err, "221 to QUIT", s.profile.Timeout))
+			s.warn("no 221 to QUIT: " + describeStepError(err, "QUIT", s.profile.Timeout))
 		case r.code != 221:
 			s.warn("QUIT: expected 221, got " + r.line())
 		}
@@ -517,6 +521,9 @@ func (s *session) readLines() (reply, error) {
 		r.code = code
 		r.lines = append(r.lines, text)
 		if sep != '-' {
+			if code == 421 { // RFC 5321: the server is closing the channel
+				s.broken = errServerClosing
+			}
 			return r, nil
 		}
 	}
@@ -569,7 +576,7 @@ func describeStepError(err error, step string, wait time.Duration) string {
 
 // stepNoun names what a step waits for: "banner", "EHLO reply".
 func stepNoun(step string) string {
-	if step == "banner" || strings.Contains(step, " to ") {
+	if step == "banner" {
 		return step
 	}
 	return step + " reply"

@@ -192,6 +192,7 @@ func TestProbeRawServers(t *testing.T) {
 		reply    string
 		reason   string
 		wantSent string // a line the transcript must hold
+		quits    int    // QUITs the server must see
 	}{
 		{
 			name:    "421 at banner",
@@ -225,6 +226,7 @@ func TestProbeRawServers(t *testing.T) {
 			verdict:  Good,
 			reply:    "250 2.1.0 Sender OK",
 			wantSent: "C: HELO probe.test",
+			quits:    1,
 		},
 		{
 			name:   "EHLO refused and HELO too",
@@ -236,6 +238,7 @@ func TestProbeRawServers(t *testing.T) {
 			verdict: Bad,
 			reply:   "554 5.7.1 Access denied",
 			reason:  "HELO: 554 5.7.1 Access denied",
+			quits:   1,
 		},
 		{
 			name:   "mixed codes in one reply",
@@ -254,6 +257,10 @@ func TestProbeRawServers(t *testing.T) {
 			checkResult(t, res, tc.verdict, tc.reply, tc.reason)
 			if tc.wantSent != "" && !slices.Contains(res.Transcript, tc.wantSent) {
 				t.Errorf("transcript lacks %q:\n%s", tc.wantSent, strings.Join(res.Transcript, "\n"))
+			}
+			waitFor(t, func() bool { open, _, _ := srv.Sessions(); return open == 0 }, "session left open")
+			if n := srv.Count("QUIT"); n != tc.quits {
+				t.Errorf("server saw QUIT %d times, want %d (after a 421, garbage or a hang-up: none)", n, tc.quits)
 			}
 		})
 	}
