@@ -330,14 +330,14 @@ func TestNearest(t *testing.T) {
 func TestIsPrime(t *testing.T) {
 	var primes []uint32
 	for n := uint32(0); n < 30; n++ {
-		if isPrime(n) {
+		if IsPrime(n) {
 			primes = append(primes, n)
 		}
 	}
 	if want := []uint32{2, 3, 5, 7, 11, 13, 17, 19, 23, 29}; !reflect.DeepEqual(primes, want) {
 		t.Errorf("primes below 30 = %v", primes)
 	}
-	if !isPrime(65537) || !isPrime(MaxRingSize) || isPrime(65536) || isPrime(1048575) {
+	if !IsPrime(65537) || !IsPrime(MaxRingSize) || IsPrime(65536) || IsPrime(1048575) {
 		t.Error("isPrime is wrong around the ring sizes")
 	}
 }

@@ -111,7 +111,7 @@ func (d *decoder) lb(t *table) LB {
 	enum(t, "xdp_mode", &lb.XDPMode, XDPAuto, XDPNative, XDPGeneric)
 	t.boolean("manage_vip_addresses", &lb.ManageVIPAddresses)
 	t.uint32Key("hash_seed", &lb.HashSeed, 0, math.MaxUint32)
-	if t.uint32Key("ring_size", &lb.RingSize, MinRingSize, MaxRingSize) && !isPrime(lb.RingSize) {
+	if t.uint32Key("ring_size", &lb.RingSize, MinRingSize, MaxRingSize) && !IsPrime(lb.RingSize) {
 		t.bad("ring_size", "%d is not a prime number (Maglev needs a prime table size, for example 65537)", lb.RingSize)
 	}
 	t.uint32Key("flow_table_size", &lb.FlowTableSize, 1, MaxFlowTableSize)

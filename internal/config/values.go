@@ -183,8 +183,8 @@ func checkAbsPath(s string) error {
 	return nil
 }
 
-// isPrime reports whether n is prime (n is at most MaxRingSize).
-func isPrime(n uint32) bool {
+// IsPrime reports whether n is prime.
+func IsPrime(n uint32) bool {
 	if n < 2 {
 		return false
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+
+	"github.com/dsrlb/dsrlb/internal/config"
 )
 
 // MaglevBackend is one entry of a Maglev table build.
@@ -28,7 +30,7 @@ func BuildMaglev(backends []MaglevBackend, m uint32) ([]uint32, error) {
 	if len(backends) == 0 {
 		return nil, nil
 	}
-	if !IsPrime(m) {
+	if !config.IsPrime(m) {
 		return nil, fmt.Errorf("maglev: table size %d is not prime", m)
 	}
 	bs := slices.Clone(backends)
@@ -89,19 +91,6 @@ func permutation(a netip.Addr, m uint64) (offset, skip uint64) {
 	offset = binary.LittleEndian.Uint64(h[0:8]) % m
 	skip = binary.LittleEndian.Uint64(h[8:16])%(m-1) + 1
 	return offset, skip
-}
-
-// IsPrime reports whether n is prime.
-func IsPrime(n uint32) bool {
-	if n < 2 {
-		return false
-	}
-	for d := uint32(2); d*d <= n; d++ {
-		if n%d == 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // Shares returns, for each id in table, the fraction of slots it holds.
