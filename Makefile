@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin/dsrlb
 PSPARSE := internal/loopback/testdata/psparse
 
-.PHONY: all build generate check-generated test test-deps fuzz bench demo clean
+.PHONY: all build generate check-generated test test-deps fuzz bench bench-deps demo clean
 
 all: build
 
@@ -32,7 +32,13 @@ test: test-deps
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzXDP -fuzztime 20s ./internal/maps
 
-bench:
+# Postfix and HAProxy for the end-to-end comparison (installed when missing).
+bench-deps:
+	@command -v postfix >/dev/null && command -v haproxy >/dev/null && command -v smtp-source >/dev/null || { \
+		echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix haproxy >/dev/null; }
+
+bench: bench-deps
 	$(GO) run ./scripts/bench
 
 demo: build
