@@ -94,7 +94,7 @@ func (d *Daemon) SetDrain(req DrainRequest) error {
 	return d.reconcile()
 }
 
-// startServers starts the status API, metrics and the sorry server.
+// startServers starts the status API, metrics, the web view and the sorry server.
 func (d *Daemon) startServers(ctx context.Context, wg *sync.WaitGroup) error {
 	lb := d.cfg.LB
 	l, err := listenAPI(lb.APISocket)
@@ -108,6 +108,11 @@ func (d *Daemon) startServers(ctx context.Context, wg *sync.WaitGroup) error {
 			return fmt.Errorf("metrics_listen %s: %w", lb.MetricsListen, err)
 		}
 		serve(ctx, wg, &http.Server{Handler: d.metricsHandler()}, ml, nil)
+	}
+	if lb.WebListen != "" {
+		if err := d.startWeb(ctx, wg); err != nil {
+			return err
+		}
 	}
 	if lb.SorryServer {
 		if err := d.startSorry(ctx, wg); err != nil {

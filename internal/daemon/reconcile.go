@@ -111,7 +111,6 @@ func (d *Daemon) applyVIP(v config.VIP, vs *vipState) (*vipState, error) {
 			delete(vs.reals, name)
 		}
 	}
-	vs.ringKey = "" // rebuild the ring on the next reconcile
 	return vs, nil
 }
 
@@ -232,6 +231,7 @@ func (d *Daemon) reconcile() error {
 			errs = append(errs, err)
 		}
 	}
+	d.announceVIPs()
 	for _, rs := range later {
 		for _, vs := range d.vips {
 			if vs.reals[rs.backend.Name] == rs {

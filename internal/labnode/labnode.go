@@ -215,6 +215,17 @@ func (n *Node) Signal(sig os.Signal) error {
 	return n.cmd.Process.Signal(sig)
 }
 
+// PID is the daemon's process id (nsenter execs dsrlb in place), 0 when
+// it is not running.
+func (n *Node) PID() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == nil || n.cmd.Process == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Logs returns what the daemon wrote so far.
 func (n *Node) Logs() string {
 	n.mu.Lock()
@@ -263,7 +274,7 @@ func (n *Node) WaitFor(ctx context.Context, timeout time.Duration, what string, 
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return st, fmt.Errorf("timed out after %s waiting for %s (last error %v)\nlogs:\n%s", timeout, what, err, n.Logs())
+	return st, fmt.Errorf("timed out after %s waiting for %s (last error %v)\nlast logs:\n%s", timeout, what, err, lastLines(n.Logs(), 40))
 }
 
 // AllUp reports whether every backend of every VIP is up.
@@ -287,4 +298,13 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.w.Write(p)
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -116,27 +115,6 @@ func goTest(args ...string) (string, error) {
 		return "", fmt.Errorf("go test %s: %w\n%s", strings.Join(args, " "), err, tail(buf.String(), 2000))
 	}
 	return buf.String(), nil
-}
-
-// daemonStatus says whether `dsrlb run` exists yet: the daemon rows of the
-// control plane need it.
-func daemonStatus() string {
-	dir, err := os.MkdirTemp("", "dsrlb-bench-")
-	if err != nil {
-		return "not checked: " + err.Error()
-	}
-	defer os.RemoveAll(dir)
-	bin := dir + "/dsrlb"
-	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/dsrlb").CombinedOutput(); err != nil {
-		return "`go build ./cmd/dsrlb` fails: " + firstLine(string(out))
-	}
-	if err := exec.Command(bin, "run", "--help").Run(); err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 0 {
-			return "`dsrlb run --help` exits with an error"
-		}
-	}
-	return "`dsrlb run` builds; the daemon measurements are not automated yet"
 }
 
 // Machine describes where the numbers were measured.

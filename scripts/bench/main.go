@@ -52,7 +52,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		want[strings.TrimSpace(s)] = true
 	}
 	const skipped = "skipped (-only)"
-	r.CostErr, r.LiveErr, r.E2EErr, r.MaglevErr = skipped, skipped, skipped, skipped
+	r.CostErr, r.LiveErr, r.E2EErr, r.MaglevErr, r.DaemonErr = skipped, skipped, skipped, skipped, skipped
 	if want["cost"] {
 		logf("XDP cost (go test -bench XDPCost)")
 		r.Cost, r.CostErr = errText(runXDPCost())
@@ -68,7 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if want["control"] {
 		logf("control plane (go test -bench MaglevBuild)")
 		r.Maglev, r.MaglevErr = errText(runMaglev(p))
-		r.Daemon = daemonStatus()
+		logf("control plane (dsrlb run in a lab)")
+		r.DaemonRes, r.DaemonErr = errText(runDaemon(p, logf))
 	}
 
 	if err := os.WriteFile(*out, []byte(r.Markdown()), 0o644); err != nil {

@@ -28,7 +28,8 @@ type Report struct {
 	E2EErr    string
 	Maglev    []MaglevRow
 	MaglevErr string
-	Daemon    string
+	DaemonRes *DaemonResult
+	DaemonErr string
 }
 
 // Markdown renders BENCHMARKS.md.
@@ -210,16 +211,30 @@ func (r Report) controlSection(w writer) {
 		}
 	}
 	w("")
-	w("| daemon measurement | result |")
-	w("| --- | --- |")
-	for _, row := range []string{"first 452 to ring removal", "daemon RSS, 100 VIPs x 10 backends", "config reload time"} {
-		w("| %s | not measured: needs dsrlb run |", row)
-	}
+	w("Daemon (the real `dsrlb run` in a lab, `internal/labnode`):")
 	w("")
-	if r.Daemon != "" {
-		w("State of `dsrlb run` at this run: %s.", r.Daemon)
+	if r.DaemonErr != "" {
+		w("Not measured: %s", oneLine(r.DaemonErr))
 		w("")
+		return
 	}
+	d := r.DaemonRes
+	w("| daemon measurement | result | how |")
+	w("| --- | --- | --- |")
+	w("| first 452 to ring removal | median %s (runs %s) | probes every %s, fall %d, timeout %s: the floor is about (fall-1) x interval |",
+		medianDuration(d.Drain).Round(time.Millisecond), durations(d.Drain), d.Interval, d.Fall, d.Timeout)
+	w("| daemon RSS, %d VIPs x %d backends | %.1f MiB | VmRSS after every pair was probed and two more rounds |", d.VIPs, d.PerVIP, float64(d.RSSKiB)/1024)
+	w("| config reload time | median %s (runs %s) | SIGHUP to the status showing the reload applied (%d VIPs, one added or removed) |",
+		medianDuration(d.Reload).Round(time.Millisecond), durations(d.Reload), d.VIPs)
+	w("")
+}
+
+func durations(ds []time.Duration) string {
+	var parts []string
+	for _, d := range ds {
+		parts = append(parts, d.Round(time.Millisecond).String())
+	}
+	return strings.Join(parts, ", ")
 }
 
 // notMeasured writes why a section has no numbers; it reports whether it did.

@@ -58,7 +58,9 @@ func cannedReport(t *testing.T) Report {
 			run(scDsrlb, 1010*time.Millisecond, 7*time.Millisecond), run(scDirect, 2*time.Second, 0),
 		}},
 		Maglev: mg,
-		Daemon: "`go build ./cmd/dsrlb` fails: x",
+		DaemonRes: &DaemonResult{Drain: []time.Duration{1100 * time.Millisecond, 1300 * time.Millisecond, 1200 * time.Millisecond},
+			Interval: time.Second, Timeout: 800 * time.Millisecond, Fall: 2, RSSKiB: 20480, VIPs: 100, PerVIP: 10,
+			Reload: []time.Duration{30 * time.Millisecond, 10 * time.Millisecond, 20 * time.Millisecond}},
 	}
 }
 
@@ -120,7 +122,9 @@ func TestMarkdown(t *testing.T) {
 		"| (b) / (c) | 1.244 | > 1 | PASS |",
 		"| (b) / (a) | 1.990 | | |",
 		"| 100 | 2.250 |",
-		"| first 452 to ring removal | not measured: needs dsrlb run |",
+		"| first 452 to ring removal | median 1.2s (runs 1.1s, 1.3s, 1.2s) |",
+		"| daemon RSS, 100 VIPs x 10 backends | 20.0 MiB |",
+		"| config reload time | median 20ms (runs 30ms, 10ms, 20ms) |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q; report:\n%s", want, md)
@@ -130,10 +134,10 @@ func TestMarkdown(t *testing.T) {
 
 func TestMarkdownErrors(t *testing.T) {
 	r := Report{Params: paramsFor(false), CostErr: "go test failed:\nline two", LiveErr: "no veth",
-		E2EErr: "postfix not found", MaglevErr: "skipped (-only)"}
+		E2EErr: "postfix not found", MaglevErr: "skipped (-only)", DaemonErr: "lab failed"}
 	md := r.Markdown()
 	for _, want := range []string{"Not measured: go test failed: line two", "Not measured: no veth",
-		"Not measured: postfix not found", "Not measured: skipped (-only)"} {
+		"Not measured: postfix not found", "Not measured: skipped (-only)", "Not measured: lab failed"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q", want)
 		}
