@@ -6,6 +6,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"flag"
 	"fmt"
@@ -22,8 +23,9 @@ import (
 
 func main() {
 	binary := flag.String("dsrlb", "bin/dsrlb", "the dsrlb binary")
+	pause := flag.Bool("pause", false, "wait for Enter before tearing the lab down (to look at the web view and metrics)")
 	flag.Parse()
-	if err := run(*binary); err != nil {
+	if err := run(*binary, *pause); err != nil {
 		fmt.Fprintln(os.Stderr, "\ndemo failed:", err)
 		os.Exit(1)
 	}
@@ -33,7 +35,7 @@ func step(format string, args ...any) {
 	fmt.Printf("\n==> "+format+"\n", args...)
 }
 
-func run(binary string) error {
+func run(binary string, pause bool) error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("run as root (network namespaces, XDP)")
 	}
@@ -76,7 +78,7 @@ func run(binary string) error {
 	}
 	defer os.RemoveAll(dir)
 	pins := fmt.Sprintf("/sys/fs/bpf/dsrlb-demo-%d", os.Getpid())
-	node, err := labnode.New(l, labnode.Options{Binary: bin, Dir: dir, PinPath: pins, Metrics: "127.0.0.1:9425",
+	node, err := labnode.New(l, labnode.Options{Binary: bin, Dir: dir, PinPath: pins, Metrics: "127.0.0.1:9425", Web: "127.0.0.1:9426",
 		Interval: time.Second, Timeout: 800 * time.Millisecond})
 	if err != nil {
 		return err
@@ -102,6 +104,9 @@ func run(binary string) error {
 	if err := showStatus(node); err != nil {
 		return err
 	}
+	fmt.Printf("    live web view: http://127.0.0.1:9426/ inside the LB namespace (run with -pause to keep it up), e.g.\n")
+	fmt.Printf("      nsenter --net=%s curl -s http://127.0.0.1:9426/api/series | head -c 300\n", l.LB.NetnsPath)
+	fmt.Printf("    metrics:       nsenter --net=%s curl -s http://127.0.0.1:9425/metrics | grep dsrlb_backend\n", l.LB.NetnsPath)
 
 	step("Sending 20 messages from each client to the internet VIP %s and 10 to the relay VIP %s", labnode.InternetAddr, labnode.RelayAddr)
 	if err := sendAll(l, 20, 10); err != nil {
@@ -151,6 +156,10 @@ func run(binary string) error {
 		return err
 	}
 
+	if pause {
+		step("Paused: the lab, dsrlb, the web view and metrics are live; press Enter to tear down")
+		bufio.NewReader(os.Stdin).ReadString('\n')
+	}
 	step("Stopping the daemon and detaching (`dsrlb detach` removes program, pins and VIP addresses)")
 	return nil
 }
