@@ -231,7 +231,6 @@ func (d *Daemon) reconcile() error {
 			errs = append(errs, err)
 		}
 	}
-	d.announceVIPs()
 	for _, rs := range later {
 		for _, vs := range d.vips {
 			if vs.reals[rs.backend.Name] == rs {
