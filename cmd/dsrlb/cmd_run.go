@@ -13,6 +13,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("run", stderr)
 	cfgPath := configFlag(fs)
 	logFormat := fs.String("log-format", "text", "log format: text or json")
+	withdraw := fs.Bool("withdraw-on-exit", false, "withdraw every VIP from BGP when stopping (default: routes stay announced, like the data plane)")
 	if _, err := parseInterspersed(fs, args); err != nil {
 		return usageError(stderr, fs, err)
 	}
@@ -36,6 +37,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "dsrlb run:", err)
 		return exitError
 	}
+	d.WithdrawOnExit(*withdraw)
 	if err := d.Run(context.Background()); err != nil {
 		log.Error("dsrlb run failed", "err", err)
 		return exitError

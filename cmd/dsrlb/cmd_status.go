@@ -61,6 +61,7 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 	if n.ReloadError != "" {
 		fmt.Fprintf(w, "LAST RELOAD REFUSED (running config unchanged): %s\n", n.ReloadError)
 	}
+	printBGP(w, n.BGP)
 	for _, v := range st.VIPs {
 		ports := make([]string, len(v.Ports))
 		for i, p := range v.Ports {
@@ -68,16 +69,35 @@ func printStatus(w io.Writer, st daemon.Status, now time.Time) {
 		}
 		fmt.Fprintf(w, "\nVIP %s  %s:%s  persistence=%s  packets=%d new_flows=%d\n", v.Name, v.Address, strings.Join(ports, ","), v.Persistence, v.Packets, v.NewFlows)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "BACKEND\tADDRESS\tSTATE\tREASON\tW/P\tSHARE\tNEW FLOWS\tPACKETS\tLAST PACKET\tLAST REPLY\tLATENCY")
+		fmt.Fprintln(tw, "BACKEND\tADDRESS\tSTATE\tREASON\tW/P\tSHARE\tNEW/S\tPKTS/S\tNEW FLOWS\tLAST PACKET\tLAST REPLY\tLATENCY")
 		for _, b := range v.Backends {
 			reason := b.Reason
 			if reason == "" {
 				reason = "-"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%.1f%%\t%d\t%d\t%s\t%s\t%.1fms\n", b.Name, b.Address, b.State, reason,
-				b.Weight, b.Priority, 100*b.RingShare, b.NewFlows, b.Packets, age(b.LastPacketAt, now), dash(b.LastReply), b.LatencyMS)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d/%d\t%.1f%%\t%.1f\t%.0f\t%d\t%s\t%s\t%.1fms\n", b.Name, b.Address, b.State, reason,
+				b.Weight, b.Priority, 100*b.RingShare, b.NewFlowsPerSec, b.PacketsPerSec, b.NewFlows, age(b.LastPacketAt, now), dash(b.LastReply), b.LatencyMS)
 		}
 		tw.Flush()
+	}
+}
+
+// printBGP prints the announced routes and each BGP session in one line.
+func printBGP(w io.Writer, b *daemon.BGPStatus) {
+	if b == nil {
+		return
+	}
+	peers := make([]string, len(b.Peers))
+	for i, p := range b.Peers {
+		peers[i] = fmt.Sprintf("%s (AS %d) %s", p.Address, p.AS, p.State)
+	}
+	announced := strings.Join(b.Announced, ", ")
+	if announced == "" {
+		announced = "nothing"
+	}
+	fmt.Fprintf(w, "BGP: announcing %s; peers %s\n", announced, strings.Join(peers, ", "))
+	if b.Error != "" {
+		fmt.Fprintf(w, "BGP ERROR: %s\n", b.Error)
 	}
 }
 

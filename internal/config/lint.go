@@ -36,10 +36,8 @@ const maxDetection = 30 * time.Second
 //     faces the internet its probe never sees Exchange medium back pressure,
 //     which refuses only external senders.
 //   - interval × fall longer than 30s for a VIP's probe profile.
-//
-// A warning for hash_seed left at its default, which matters only when
-// several balancers share the VIPs, belongs with the [bgp] section of issue
-// 10 and is not given yet.
+//   - the [bgp] warnings of lintBGP (hash_seed left at its default on a
+//     node with BGP peers, ...).
 func Lint(c *Config) []Warning {
 	var ws []Warning
 	warn := func(line int, format string, args ...any) {
@@ -74,6 +72,7 @@ func Lint(c *Config) []Warning {
 				"(keep it within %s)", v.Name, v.Health.Interval, v.Health.Fall, d, maxDetection)
 		}
 	}
+	lintBGP(c, warn)
 	sort.SliceStable(ws, func(i, j int) bool { return ws[i].Line < ws[j].Line })
 	return ws
 }

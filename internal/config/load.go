@@ -76,7 +76,7 @@ func syntaxError(name string, err error) error {
 // config decodes the whole document.
 func (d *decoder) config(raw map[string]any) *Config {
 	root := &table{d: d, m: raw, prefix: "top level: "}
-	root.known("lb", "health", "backend", "vip")
+	root.known("lb", "health", "backend", "vip", "bgp")
 	c := &Config{LB: d.lb(root.sub("lb", "[lb] ", ""))}
 	c.Health = DefaultHealth()
 	d.health(root.sub("health", "[health] ", ""), &c.Health, true)
@@ -85,6 +85,9 @@ func (d *decoder) config(raw map[string]any) *Config {
 	}
 	for i, t := range root.list("vip", "an array of tables: write [[vip]]") {
 		c.VIPs = append(c.VIPs, d.vip(t, i, c.Health))
+	}
+	if root.has("bgp") {
+		c.BGP = d.bgp(root.sub("bgp", "[bgp] ", ""))
 	}
 	return c
 }
@@ -214,7 +217,7 @@ func (d *decoder) vip(t *table, i int, global Health) VIP {
 	}
 	v.Line = d.line(t.path)
 	t.prefix = fmt.Sprintf("vip #%d: ", i+1)
-	t.known("name", "address", "ports", "persistence", "backends", "health")
+	t.known("name", "address", "ports", "persistence", "backends", "health", "bgp_communities", "bgp_med")
 	v.Name = t.name("", "vip")
 	v.Address = t.addr()
 	if t.has("ports") {
@@ -228,6 +231,7 @@ func (d *decoder) vip(t *table, i int, global Health) VIP {
 	for j, e := range entries {
 		v.Backends = append(v.Backends, d.vipBackend(t, e, j))
 	}
+	d.vipBGP(t, &v)
 	h := t.sub("health", t.prefix, "health.")
 	d.health(h, &v.Health, false)
 	return v

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"time"
 )
@@ -17,6 +18,8 @@ type Config struct {
 	Health   Health
 	Backends []Backend
 	VIPs     []VIP
+	// BGP is the [bgp] table; nil when the node announces nothing.
+	BGP *BGP
 }
 
 // XDPMode selects how the XDP program is attached.
@@ -113,8 +116,60 @@ type VIP struct {
 	Backends    []VIPBackend
 	// Health is the effective probe profile: [health] with [vip.health] merged over it.
 	Health Health
+	// BGPCommunities are added to the VIP's route when it is announced
+	// over BGP (bgp_communities); empty: none.
+	BGPCommunities []BGPCommunity
+	// BGPMED is the MED of the VIP's route (bgp_med); nil: none is sent.
+	BGPMED *uint32
 	// Line is the line of lb.toml where the VIP is declared.
 	Line int
+}
+
+// BGP is the [bgp] table: the node announces each VIP that has a usable
+// backend to its peers through BIRD, which runs beside dsrlb (DESIGN
+// section 11).
+type BGP struct {
+	// LocalAS is the node's autonomous system number.
+	LocalAS uint32
+	// RouterID is the node's BGP router id (an IPv4 address, unique per node).
+	RouterID netip.Addr
+	// HoldTime is the BGP hold time offered to the peers: how long a router
+	// keeps sending to a node that stopped answering.
+	HoldTime time.Duration
+	// Peers are the routers ([[bgp.peer]]).
+	Peers []BGPPeer
+	// BirdSocket is the path of BIRD's control socket.
+	BirdSocket string
+	// BirdConfig is the file dsrlb writes and BIRD's own config includes.
+	BirdConfig string
+	// Line is the line of the [bgp] header.
+	Line int
+}
+
+// BGPPeer is one [[bgp.peer]]: a router the node announces the VIPs to.
+type BGPPeer struct {
+	Address netip.Addr
+	AS      uint32
+	// Password is the TCP MD5 password of the session ("" for none).
+	Password string
+	// Line is the line of lb.toml where the peer is declared.
+	Line int
+}
+
+// BGPCommunity is a standard BGP community "a:b" (RFC 1997, 16 bits each)
+// or a large community "a:b:c" (RFC 8092, 32 bits each).
+type BGPCommunity struct {
+	Large bool
+	// Global is a, Local1 is b, Local2 is c (0 for a standard community).
+	Global, Local1, Local2 uint32
+}
+
+// String returns "a:b" or "a:b:c".
+func (c BGPCommunity) String() string {
+	if c.Large {
+		return fmt.Sprintf("%d:%d:%d", c.Global, c.Local1, c.Local2)
+	}
+	return fmt.Sprintf("%d:%d", c.Global, c.Local1)
 }
 
 // Backend returns the backend named name, or false.

@@ -15,6 +15,7 @@ func (d *decoder) validate(c *Config) {
 	for i, v := range c.VIPs {
 		d.vipBackends(c, i, v)
 	}
+	d.validateBGP(c)
 }
 
 // first remembers where a name or address was first seen.

@@ -54,9 +54,11 @@ type Daemon struct {
 	realID *maps.IDAllocator
 	vips   map[string]*vipState // by VIP name
 	macs   map[netip.Addr]net.HardwareAddr
+	rates  rateTracker
 	lock   *os.File
 
 	kick chan struct{}
+	bgp  bgpNode // BGP announcements through BIRD (bgp.go)
 }
 
 // vipState is the applied state of one VIP.
@@ -117,6 +119,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	neighChanges := d.neigh.Watch(srvCtx)
 
+	d.sampleRates() // the baseline of the per-second rates
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	fileCheck := time.NewTicker(2 * time.Second)
@@ -136,6 +139,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		case <-neighChanges:
 		case <-d.kick:
 		case <-tick.C:
+			d.sampleRates()
 		}
 		if err := d.reconcile(); err != nil {
 			d.log.Error("reconcile", "err", err)
@@ -221,6 +225,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	d.xdpMode = att.Mode
 	d.started = time.Now()
 	d.log.Info("XDP attached", "interface", d.link.Name, "mode", att.Mode, "reused_pins", d.dp.Reused, "replaced_program", att.Reused)
+	d.startBGP()
 	return d.saveState()
 }
 
@@ -256,6 +261,7 @@ func (d *Daemon) seedMAC(pair string, mac net.HardwareAddr) {
 }
 
 func (d *Daemon) shutdown() {
+	d.stopBGP()
 	if d.checker != nil {
 		d.checker.Stop()
 	}

@@ -31,6 +31,7 @@ func Detach(cfg *config.Config) ([]string, error) {
 		return nil, err
 	}
 	var errs []error
+	done, errs = withdrawOnDetach(cfg, done, errs)
 	linkPin := filepath.Join(lb.PinPath, linkPinName)
 	if _, err := os.Stat(linkPin); err == nil {
 		if err := netif.DetachXDP(linkPin); err != nil {

@@ -231,6 +231,7 @@ func (d *Daemon) reconcile() error {
 			errs = append(errs, err)
 		}
 	}
+	d.announceVIPs()
 	for _, rs := range later {
 		for _, vs := range d.vips {
 			if vs.reals[rs.backend.Name] == rs {

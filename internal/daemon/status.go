@@ -45,6 +45,9 @@ type BackendStatus struct {
 	Packets   uint64  `json:"packets"`
 	Bytes     uint64  `json:"bytes"`
 	NewFlows  uint64  `json:"new_flows"`
+	// PacketsPerSec and NewFlowsPerSec are rates over the last few seconds.
+	PacketsPerSec  float64 `json:"packets_per_sec"`
+	NewFlowsPerSec float64 `json:"new_flows_per_sec"`
 	// LastPacketAt is when the last packet went to the backend (null: never),
 	// so an operator sees when a drained backend is idle.
 	LastPacketAt *time.Time `json:"last_packet_at"`
@@ -70,6 +73,7 @@ type NodeStatus struct {
 		Repick        uint64 `json:"repick"`
 	} `json:"counters"`
 	Reloads map[string]uint64 `json:"reloads"`
+	BGP     *BGPStatus        `json:"bgp,omitempty"` // nil without [bgp]
 }
 
 // Status snapshots the node.
@@ -83,6 +87,7 @@ func (d *Daemon) Status() (Status, error) {
 		n.ReloadError = d.reloadErr.Error()
 	}
 	n.Reloads = map[string]uint64{"success": d.reloads["success"], "failure": d.reloads["failure"]}
+	n.BGP = d.bgpStatus()
 	g, err := d.dp.GlobalCounters()
 	if err != nil {
 		return st, err
@@ -117,6 +122,7 @@ func (d *Daemon) Status() (Status, error) {
 					bs.CheckedAt = &t
 				}
 			}
+			bs.PacketsPerSec, bs.NewFlowsPerSec = d.rates.rates(rs.id)
 			if cnt, err := d.dp.RealCounters(rs.id); err == nil {
 				bs.Packets, bs.Bytes, bs.NewFlows = cnt.Packets, cnt.Bytes, cnt.NewFlows
 				if !cnt.LastSeen.IsZero() {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dsrlb/dsrlb/internal/daemon"
 	"github.com/dsrlb/dsrlb/internal/lab"
 	"github.com/dsrlb/dsrlb/internal/labnode"
 )
@@ -134,6 +135,13 @@ func TestStatusContractAndMetrics(t *testing.T) {
 	e.start()
 	e.waitAllUp()
 	e.send(e.lab.Clients[0], labnode.InternetAddr, "sender@outside.example", 10)
+	e.waitFor("per-second rates after the burst", 4*time.Second, func(st daemon.Status) bool {
+		var fps float64
+		for _, b := range st.VIPs[0].Backends {
+			fps += b.NewFlowsPerSec
+		}
+		return fps > 0
+	})
 	e.smtp[2].SetMode(lab.ModeBackPressureAll)
 	e.waitFor("EX3 draining", 5*time.Second, hasState(labnode.InternetVIP, "EX3", "draining", "452"))
 
@@ -152,7 +160,7 @@ func TestStatusContractAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"VIP internet", "EX1", "EX2", "EX3", "draining", "452 4.3.1", "250 2.1.0 Sender OK"} {
+	for _, want := range []string{"VIP internet", "EX1", "EX2", "EX3", "draining", "452 4.3.1", "250 2.1.0 Sender OK", "NEW/S", "PKTS/S"} {
 		if !strings.Contains(table, want) {
 			t.Errorf("status table lacks %q:\n%s", want, table)
 		}

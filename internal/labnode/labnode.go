@@ -57,6 +57,11 @@ type Options struct {
 	Metrics string
 	// Web is web_listen inside the LB namespace ("" disables).
 	Web string
+	// Host is the namespace the daemon runs in (default: the lab's LB); set
+	// it to run a second node, for example one of lab.ECMP's LBs.
+	Host *lab.Host
+	// RunArgs are added to `dsrlb run` (for example --withdraw-on-exit).
+	RunArgs []string
 }
 
 // Node is one dsrlb daemon in a lab.
@@ -119,7 +124,7 @@ helo = "dsrlb.lab.example"
 mail_from = "probe@outside.example"
 tarpit_threshold = %q
 vip_path = true
-`, n.Lab.Name, n.Lab.LB.IfName, o.XDPMode, o.PinPath, filepath.Join(o.Dir, "state"), n.Socket, o.Metrics, o.Web,
+`, n.Lab.Name, n.host().IfName, o.XDPMode, o.PinPath, filepath.Join(o.Dir, "state"), n.Socket, o.Metrics, o.Web,
 		o.Interval.String(), o.Timeout.String(), o.Timeout.String())
 	for i, h := range n.Lab.Backends {
 		fmt.Fprintf(&b, "\n[[backend]]\nname = %q\naddress = %q\nos = \"windows\"\n", BackendName(i), h.Addr4.String())
@@ -156,7 +161,7 @@ mail_from = "probe@%s"
 // on its API socket.
 func (n *Node) Start(ctx context.Context) error {
 	n.mu.Lock()
-	cmd := n.Lab.LB.Command(n.Opts.Binary, "run", "-c", n.Config)
+	cmd := n.host().Command(n.Opts.Binary, append([]string{"run", "-c", n.Config}, n.Opts.RunArgs...)...)
 	n.logs.Reset()
 	cmd.Stdout, cmd.Stderr = &lockedWriter{mu: &n.mu, w: &n.logs}, &lockedWriter{mu: &n.mu, w: &n.logs}
 	if err := cmd.Start(); err != nil {
@@ -183,6 +188,14 @@ func (n *Node) Start(ctx context.Context) error {
 		}
 	}
 	return fmt.Errorf("dsrlb did not answer on %s within 20s:\n%s", n.Socket, n.Logs())
+}
+
+// host is the namespace the daemon runs in.
+func (n *Node) host() *lab.Host {
+	if n.Opts.Host != nil {
+		return n.Opts.Host
+	}
+	return n.Lab.LB
 }
 
 // Stop sends SIGTERM and waits for the daemon to exit (the data plane stays).
@@ -236,7 +249,7 @@ func (n *Node) Logs() string {
 // Run runs a dsrlb subcommand in the LB namespace with this node's config.
 func (n *Node) Run(args ...string) (string, error) {
 	args = append(args, "-c", n.Config)
-	out, err := n.Lab.LB.Command(n.Opts.Binary, args...).CombinedOutput()
+	out, err := n.host().Command(n.Opts.Binary, args...).CombinedOutput()
 	return string(out), err
 }
 
