@@ -78,7 +78,7 @@ func (d *Daemon) announceVIPs() {
 	var on, undecided []string
 	for name, vs := range d.vips {
 		switch {
-		case vs.table != nil:
+		case vs.shares != nil:
 			on = append(on, name)
 		case vs.ringKey == "":
 			undecided = append(undecided, name)

@@ -54,9 +54,9 @@ func TestAnnounceVIPsKeepsUndecided(t *testing.T) {
 	}
 	birdc, log := fakeBirdc(t, dir, "0003 Reconfigured", 0)
 	d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), vips: map[string]*vipState{
-		"internet": {cfg: cfg.VIPs[0]},                                        // first round not done
-		"relay":    {cfg: cfg.VIPs[1], ringKey: "empty"},                      // no usable backend
-		"solo":     {cfg: cfg.VIPs[2], ringKey: "1:100,", table: []uint32{1}}, // ring
+		"internet": {cfg: cfg.VIPs[0]},                                                      // first round not done
+		"relay":    {cfg: cfg.VIPs[1], ringKey: "empty"},                                    // no usable backend
+		"solo":     {cfg: cfg.VIPs[2], ringKey: "1:100,", shares: map[uint32]float64{1: 1}}, // ring
 	}}
 	d.bgp.opts = bgp.Options{Birdc: birdc}
 	d.announceVIPs()

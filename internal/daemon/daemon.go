@@ -67,8 +67,10 @@ type vipState struct {
 	id      uint32
 	reals   map[string]*realState // by backend name
 	ringKey string                // the active set the current ring was built from
-	table   []uint32
-	born    time.Time // when the daemon took the VIP on
+	// shares is the fraction of ring slots per real id; nil: empty ring.
+	// (The table itself lives only in the kernel: 256 KiB per VIP.)
+	shares map[uint32]float64
+	born   time.Time // when the daemon took the VIP on
 }
 
 // realState is the applied state of one (VIP, backend) pair.

@@ -326,7 +326,7 @@ func activeSet(vs *vipState) []*realState {
 
 // updateRing rebuilds and swaps the VIP's ring when its active set changed.
 func (d *Daemon) updateRing(vs *vipState) error {
-	if vs.table == nil && vs.ringKey == "" && !d.firstRoundDone(vs) {
+	if vs.shares == nil && vs.ringKey == "" && !d.firstRoundDone(vs) {
 		return nil // DESIGN 4: nothing is forwarded before one probe round
 	}
 	active := activeSet(vs)
@@ -334,11 +334,11 @@ func (d *Daemon) updateRing(vs *vipState) error {
 	for _, rs := range active {
 		key.WriteString(strconv.Itoa(int(rs.id)) + ":" + strconv.Itoa(int(rs.weight)) + ",")
 	}
-	if vs.ringKey == key.String() && vs.table != nil || (len(active) == 0 && vs.ringKey == "empty") {
+	if vs.ringKey == key.String() && vs.shares != nil || (len(active) == 0 && vs.ringKey == "empty") {
 		return nil
 	}
 	if len(active) == 0 {
-		vs.table, vs.ringKey = nil, "empty"
+		vs.shares, vs.ringKey = nil, "empty"
 		d.log.Warn("no usable backend: VIP traffic goes to the local stack", "vip", vs.cfg.Name)
 		return d.dp.ClearRing(vs.id)
 	}
@@ -353,7 +353,7 @@ func (d *Daemon) updateRing(vs *vipState) error {
 	if err := d.dp.SwapRing(vs.id, table); err != nil {
 		return err
 	}
-	vs.table, vs.ringKey = table, key.String()
+	vs.shares, vs.ringKey = maps.Shares(table), key.String()
 	names := make([]string, len(active))
 	for i, rs := range active {
 		names[i] = rs.backend.Name

@@ -3,8 +3,6 @@ package daemon
 import (
 	"slices"
 	"time"
-
-	"github.com/dsrlb/dsrlb/internal/maps"
 )
 
 // Status is what `dsrlb status --json` prints (DESIGN section 9). Fields
@@ -101,10 +99,7 @@ func (d *Daemon) Status() (Status, error) {
 		if vs == nil {
 			continue
 		}
-		shares := map[uint32]float64{}
-		if vs.table != nil {
-			shares = maps.Shares(vs.table)
-		}
+		shares := vs.shares
 		vst := VIPStatus{Name: v.Name, Address: v.Address.String(), Ports: v.Ports, Persistence: string(v.Persistence), Backends: []BackendStatus{}}
 		for _, vb := range v.Backends {
 			rs := vs.reals[vb.Name]
