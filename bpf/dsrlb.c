@@ -30,7 +30,7 @@ static __always_inline void account(void *map, __u32 id, struct packet *pkt, __u
 	c->packets++;
 	c->bytes += pkt->pkt_len;
 	c->new_flows += new_flow;
-	c->last_seen_ns = now;
+	c->last_seen = now;
 }
 
 /* parse_packet fills pkt and says what kind of packet it is. */
@@ -73,12 +73,13 @@ static __always_inline struct vip_meta *lookup_vip(struct flow_key *flow, __u16 
 /* may_record applies the per-CPU new-flow rate guard: past flood_limit
  * inserts in a second, flows are forwarded by the ring alone so a SYN flood
  * cannot evict established flows from the LRU. */
-static __always_inline int may_record(struct lb_settings *s, __u64 now)
+static __always_inline int may_record(struct lb_settings *s)
 {
 	__u32 zero = 0;
 	struct flood_window *w = bpf_map_lookup_elem(&flood, &zero);
 	if (!w || !s->flood_limit)
 		return 1;
+	__u64 now = bpf_ktime_get_coarse_ns(); /* only on the insert path */
 	if (now - w->start_ns >= NSEC_PER_SEC) {
 		w->start_ns = now;
 		w->inserts = 0;
@@ -94,7 +95,7 @@ static __always_inline int may_record(struct lb_settings *s, __u64 now)
 /* pick_real returns the (VIP, backend) entry for the packet, recording new
  * flows, or NULL when the VIP has no usable backend. */
 static __always_inline struct real_entry *pick_real(struct packet *pkt, struct vip_meta *vip,
-						    struct lb_settings *s, __u32 *id, __u64 now)
+						    struct lb_settings *s, __u32 *id)
 {
 	int syn = (pkt->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 	struct real_entry *real;
@@ -124,7 +125,7 @@ static __always_inline struct real_entry *pick_real(struct packet *pkt, struct v
 	real = bpf_map_lookup_elem(&reals, id);
 	if (!real || real->state != REAL_UP)
 		return NULL;
-	if (!(pkt->tcp_flags & TCP_RST) && !pkt->is_icmp_ptb && may_record(s, now))
+	if (!(pkt->tcp_flags & TCP_RST) && !pkt->is_icmp_ptb && may_record(s))
 		bpf_map_update_elem(&flows, &pkt->flow, id, BPF_ANY);
 	return real;
 }
@@ -163,8 +164,10 @@ int dsrlb_xdp(struct xdp_md *ctx)
 	struct lb_settings *s = bpf_map_lookup_elem(&settings, &zero);
 	if (!s)
 		goto pass;
-	__u64 now = bpf_ktime_get_coarse_ns();
-	struct real_entry *real = pick_real(&pkt, vip, s, &real_id, now);
+	/* jiffies: free to read, and a few ms of resolution is all "last
+	 * packet 3 s ago" needs (internal/maps converts them to wall time). */
+	__u64 now = bpf_jiffies64();
+	struct real_entry *real = pick_real(&pkt, vip, s, &real_id);
 	if (!real) {
 		count(G_NO_BACKEND);
 		return XDP_PASS;
@@ -179,6 +182,21 @@ int dsrlb_xdp(struct xdp_md *ctx)
 
 pass:
 	count(G_PASS);
+	return XDP_PASS;
+}
+
+/* clock_sample records jiffies and CLOCK_MONOTONIC side by side, so the
+ * control plane can turn last_seen jiffies into wall-clock time. It is run
+ * with BPF_PROG_TEST_RUN only, never attached. */
+SEC("xdp")
+int clock_sample(struct xdp_md *ctx)
+{
+	__u32 zero = 0;
+	struct clock_pair *c = bpf_map_lookup_elem(&clock, &zero);
+	if (c) {
+		c->mono_ns = bpf_ktime_get_ns();
+		c->jiffies = bpf_jiffies64();
+	}
 	return XDP_PASS;
 }
 

@@ -87,4 +87,12 @@ struct {
 	__type(value, struct flood_window);
 } flood SEC(".maps");
 
+/* Written by clock_sample for the control plane's jiffies conversion. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct clock_pair);
+} clock SEC(".maps");
+
 #endif

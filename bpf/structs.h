@@ -40,7 +40,7 @@ struct counters {
 	__u64 packets;
 	__u64 bytes;
 	__u64 new_flows;
-	__u64 last_seen_ns; /* bpf_ktime_get_ns() of the last packet */
+	__u64 last_seen; /* bpf_jiffies64() of the last packet */
 };
 
 struct lb_settings {
@@ -49,6 +49,12 @@ struct lb_settings {
 	__u32 flood_limit; /* flow-table inserts per CPU per second; 0: no guard */
 	__u8 if_mac[6];
 	__u8 pad[2];
+};
+
+/* A jiffies / CLOCK_MONOTONIC pair taken by clock_sample. */
+struct clock_pair {
+	__u64 mono_ns;
+	__u64 jiffies;
 };
 
 struct flood_window {

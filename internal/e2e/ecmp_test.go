@@ -24,7 +24,8 @@ const ecmpPassword = "e2e s3cret"
 // ring and see the VIP withdrawn.
 const soloVIP = "solo"
 
-// ecmpEnv is an ECMP lab with a dsrlb node and a BIRD on each balancer.
+// ecmpEnv is an ECMP lab with a dsrlb node and a BIRD on some of its
+// balancers: nodes[i] runs on lab.LBs[i].
 type ecmpEnv struct {
 	t     *testing.T
 	lab   *lab.ECMP
@@ -32,9 +33,12 @@ type ecmpEnv struct {
 	smtp  []*lab.SMTPServer
 }
 
-func newECMPEnv(t *testing.T) *ecmpEnv {
+// newECMPEnv builds an ECMP lab with lbs balancers (the router peers with
+// all of them) and prepares a node on the first nodes of them; start runs
+// them. The others stay idle until addNode.
+func newECMPEnv(t *testing.T, lbs, nodes int) *ecmpEnv {
 	t.Helper()
-	l, err := lab.NewECMP(lab.ECMPOptions{VIPs: labnode.LabVIPs(), Password: ecmpPassword})
+	l, err := lab.NewECMP(lab.ECMPOptions{VIPs: labnode.LabVIPs(), Password: ecmpPassword, LBs: lbs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,33 +51,48 @@ func newECMPEnv(t *testing.T) *ecmpEnv {
 		}
 		e.smtp = append(e.smtp, s)
 	}
-	for i, h := range l.LBs {
-		dir := t.TempDir()
-		include := filepath.Join(dir, "dsrlb-bird.conf")
-		if err := os.WriteFile(include, nil, 0o640); err != nil {
-			t.Fatal(err)
+	for range nodes {
+		e.addNode()
+	}
+	return e
+}
+
+// addNode prepares a node on the next idle balancer: starts its BIRD
+// (peering with the router, announcing nothing yet) and writes its lb.toml
+// (the same as every other node's but for router_id). start runs it.
+func (e *ecmpEnv) addNode() *labnode.Node {
+	t, l, i := e.t, e.lab, len(e.nodes)
+	t.Helper()
+	if i >= len(l.LBs) {
+		t.Fatalf("no idle balancer for node %d (the lab has %d)", i, len(l.LBs))
+	}
+	h := l.LBs[i]
+	dir := t.TempDir()
+	include := filepath.Join(dir, "dsrlb-bird.conf")
+	if err := os.WriteFile(include, nil, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	birdConf, err := bgp.NodeConfig(lab.LBAddr(i), include)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bird, err := h.StartBIRD(dir, birdConf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("BIRD of %s:\n%s", h.Name, bird.Log())
 		}
-		birdConf, err := bgp.NodeConfig(lab.LBAddr(i), include)
-		if err != nil {
-			t.Fatal(err)
-		}
-		bird, err := h.StartBIRD(dir, birdConf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if t.Failed() {
-				t.Logf("BIRD of %s:\n%s", h.Name, bird.Log())
-			}
-			bird.Stop()
-		})
-		pins := fmt.Sprintf("/sys/fs/bpf/dsrlb-e2e-%d-%d", os.Getpid(), envSeq.Add(1))
-		n, err := labnode.New(l.Lab, labnode.Options{Binary: binary, Dir: dir, PinPath: pins, XDPMode: "generic",
-			Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond, Host: h, RunArgs: []string{"--withdraw-on-exit"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		extra := fmt.Sprintf(`
+		bird.Stop()
+	})
+	pins := fmt.Sprintf("/sys/fs/bpf/dsrlb-e2e-%d-%d", os.Getpid(), envSeq.Add(1))
+	n, err := labnode.New(l.Lab, labnode.Options{Binary: binary, Dir: dir, PinPath: pins, XDPMode: "generic",
+		Interval: 500 * time.Millisecond, Timeout: 400 * time.Millisecond, Host: h, RunArgs: []string{"--withdraw-on-exit"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf(`
 [[vip]]
 name = %q
 address = %q
@@ -93,22 +112,36 @@ address = %q
 as = %d
 password = %q
 `, soloVIP, labnode.SpareAddr, l.Opts.NodeAS, lab.LBAddr(i), bird.Socket, include, lab.RouterAddr, l.Opts.RouterAS, ecmpPassword)
-		if err := n.WriteConfig(extra); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			n.Stop()
-			if out, err := n.Run("detach"); err != nil {
-				t.Logf("detach: %v\n%s", err, out)
-			}
-			os.RemoveAll(pins)
-			if t.Failed() {
-				t.Logf("dsrlb logs of %s:\n%s", h.Name, n.Logs())
-			}
-		})
-		e.nodes = append(e.nodes, n)
+	if err := n.WriteConfig(extra); err != nil {
+		t.Fatal(err)
 	}
-	return e
+	t.Cleanup(func() {
+		n.Stop()
+		if out, err := n.Run("detach"); err != nil {
+			t.Logf("detach: %v\n%s", err, out)
+		}
+		os.RemoveAll(pins)
+		if t.Failed() {
+			t.Logf("dsrlb logs of %s:\n%s", h.Name, n.Logs())
+		}
+	})
+	e.nodes = append(e.nodes, n)
+	return n
+}
+
+// start runs the given nodes and waits until each sees every backend up.
+func (e *ecmpEnv) start(nodes ...int) {
+	e.t.Helper()
+	for _, i := range nodes {
+		if err := e.nodes[i].Start(e.t.Context()); err != nil {
+			e.t.Fatalf("node %d: %v", i, err)
+		}
+	}
+	for _, i := range nodes {
+		if _, err := e.nodes[i].WaitFor(e.t.Context(), 15*time.Second, "every backend up", labnode.AllUp); err != nil {
+			e.t.Fatalf("node %d: %v", i, err)
+		}
+	}
 }
 
 // waitPaths waits until the router's kernel route to vip goes through
@@ -133,22 +166,93 @@ func (e *ecmpEnv) waitPaths(vip netip.Addr, lbs []int, timeout time.Duration) {
 	}
 }
 
-// vipNewFlows returns each node's new-flow count for the internet VIP.
-func (e *ecmpEnv) vipNewFlows() []uint64 {
+// statuses returns each node's status.
+func (e *ecmpEnv) statuses() []daemon.Status {
 	e.t.Helper()
-	out := make([]uint64, len(e.nodes))
+	out := make([]daemon.Status, len(e.nodes))
 	for i, n := range e.nodes {
 		st, err := n.Status(e.t.Context())
 		if err != nil {
-			e.t.Fatal(err)
+			e.t.Fatalf("node %d: %v", i, err)
 		}
-		for _, v := range st.VIPs {
-			if v.Name == labnode.InternetVIP {
-				out[i] = v.NewFlows
+		out[i] = st
+	}
+	return out
+}
+
+// internetVIP returns the internet VIP's part of st.
+func internetVIP(st daemon.Status) daemon.VIPStatus {
+	for _, v := range st.VIPs {
+		if v.Name == labnode.InternetVIP {
+			return v
+		}
+	}
+	return daemon.VIPStatus{}
+}
+
+// vipNewFlows returns each node's new-flow count for the internet VIP.
+func (e *ecmpEnv) vipNewFlows() []uint64 {
+	e.t.Helper()
+	var out []uint64
+	for _, st := range e.statuses() {
+		out = append(out, internetVIP(st).NewFlows)
+	}
+	return out
+}
+
+// sendMails sends n messages to the internet VIP, from the clients in turn
+// (each from a new source port).
+func (e *ecmpEnv) sendMails(n int) {
+	e.t.Helper()
+	for i := range n {
+		c := e.lab.Clients[i%len(e.lab.Clients)]
+		if err := lab.SendMail(c, netip.AddrPortFrom(labnode.InternetAddr, 25), "sender@outside.example", "postmaster@example.net"); err != nil {
+			e.t.Fatalf("session %d: %v", i, err)
+		}
+	}
+}
+
+// backendOf returns the backend that has a session from local, -1 if none.
+func (e *ecmpEnv) backendOf(local netip.AddrPort) int {
+	for i, s := range e.smtp {
+		for _, sess := range s.Sessions() {
+			if sess.Remote == local {
+				return i
 			}
 		}
 	}
-	return out
+	return -1
+}
+
+// checkWhole fails the test unless backend alone saw the session from local,
+// and saw all of it: EHLO first, then one message from -> to, then QUIT.
+func (e *ecmpEnv) checkWhole(local netip.AddrPort, backend int, from, to string) {
+	e.t.Helper()
+	var sess *lab.Session
+	for i, s := range e.smtp {
+		for _, got := range s.Sessions() {
+			switch {
+			case got.Remote != local:
+			case i == backend:
+				sess = &got
+			default:
+				e.t.Errorf("EX%d also saw the session from %s: it moved to another backend", i+1, local)
+			}
+		}
+	}
+	if sess == nil || sess.Messages != 1 {
+		e.t.Errorf("backend EX%d: session from %s is %+v, want one message", backend+1, local, sess)
+		return
+	}
+	cmds := strings.Join(sess.Commands, " | ")
+	for _, want := range []string{"EHLO", "MAIL FROM:<" + from + ">", "RCPT TO:<" + to + ">", "DATA", "QUIT"} {
+		if !strings.Contains(cmds, want) {
+			e.t.Errorf("backend EX%d did not see %q of the session from %s: %s", backend+1, want, local, cmds)
+		}
+	}
+	if !strings.HasPrefix(cmds, "EHLO") {
+		e.t.Errorf("the session from %s is not whole on EX%d: %s", local, backend+1, cmds)
+	}
 }
 
 // TestECMPFailover: two dsrlb nodes behind a BIRD router doing ECMP, each
@@ -160,17 +264,8 @@ func (e *ecmpEnv) vipNewFlows() []uint64 {
 // Maglev table, picks the same backend) and completes a message; a node
 // stopping with --withdraw-on-exit withdraws its routes.
 func TestECMPFailover(t *testing.T) {
-	e := newECMPEnv(t)
-	for _, n := range e.nodes {
-		if err := n.Start(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, n := range e.nodes {
-		if _, err := n.WaitFor(t.Context(), 15*time.Second, "every backend up", labnode.AllUp); err != nil {
-			t.Fatal(err)
-		}
-	}
+	e := newECMPEnv(t, 2, 2)
+	e.start(0, 1)
 	both := []int{0, 1}
 	for _, vip := range []netip.Addr{labnode.InternetAddr, labnode.RelayAddr, labnode.SpareAddr} {
 		e.waitPaths(vip, both, 20*time.Second)
@@ -218,12 +313,7 @@ func TestECMPFailover(t *testing.T) {
 	// Sessions from many source ports spread over both nodes.
 	before := e.vipNewFlows()
 	const sessions = 40
-	for i := range sessions {
-		c := e.lab.Clients[i%len(e.lab.Clients)]
-		if err := lab.SendMail(c, netip.AddrPortFrom(labnode.InternetAddr, 25), "sender@outside.example", "postmaster@example.net"); err != nil {
-			t.Fatalf("session %d: %v", i, err)
-		}
-	}
+	e.sendMails(sessions)
 	after := e.vipNewFlows()
 	var total uint64
 	for i := range after {
@@ -272,14 +362,7 @@ func TestECMPFailover(t *testing.T) {
 		t.Fatal("no node counted the held session")
 	}
 	survivor := 1 - carrier
-	backend := -1
-	for i := range e.smtp {
-		for _, s := range e.smtp[i].Sessions() {
-			if s.Remote == held.local {
-				backend = i
-			}
-		}
-	}
+	backend := e.backendOf(held.local)
 	if backend < 0 {
 		t.Fatal("no backend has the held session")
 	}
@@ -302,31 +385,7 @@ func TestECMPFailover(t *testing.T) {
 	if err := held.sendMail("user@outside.example", "postmaster@example.net"); err != nil {
 		t.Fatalf("the held session broke when its node went away: %v", err)
 	}
-	var sess *lab.Session
-	for _, s := range e.smtp[backend].Sessions() {
-		if s.Remote == held.local {
-			sess = &s
-		}
-	}
-	if sess == nil || sess.Messages != 1 {
-		t.Fatalf("backend EX%d: session %+v, want one message", backend+1, sess)
-	}
-	cmds := strings.Join(sess.Commands, " | ")
-	for _, want := range []string{"EHLO", "MAIL FROM:<user@outside.example>", "RCPT TO:<postmaster@example.net>", "DATA", "QUIT"} {
-		if !strings.Contains(cmds, want) {
-			t.Errorf("backend EX%d did not see %q of the held session: %s", backend+1, want, cmds)
-		}
-	}
-	if !strings.HasPrefix(cmds, "EHLO") {
-		t.Errorf("the held session's conversation is not whole on EX%d: %s", backend+1, cmds)
-	}
-	for i := range e.smtp {
-		for _, s := range e.smtp[i].Sessions() {
-			if i != backend && s.Remote == held.local {
-				t.Errorf("EX%d also saw the held session", i+1)
-			}
-		}
-	}
+	e.checkWhole(held.local, backend, "user@outside.example", "postmaster@example.net")
 	st, err = e.nodes[survivor].Status(t.Context())
 	if err != nil {
 		t.Fatal(err)
@@ -343,4 +402,164 @@ func TestECMPFailover(t *testing.T) {
 	if !strings.Contains(e.nodes[survivor].Logs(), "every VIP withdrawn") {
 		t.Errorf("no withdraw log line:\n%s", e.nodes[survivor].Logs())
 	}
+}
+
+// TestECMPNodeJoins: a third node joining moves some flows and breaks
+// none. Sessions held open through two nodes are finished after a third
+// node (its BIRD and dsrlb) has joined and the router hashes over three
+// paths: every one completes its message on the backend it started on,
+// whichever node its packets now reach, and some of them (and new
+// sessions) now reach the third node.
+func TestECMPNodeJoins(t *testing.T) {
+	e := newECMPEnv(t, 3, 2)
+	e.start(0, 1)
+	e.waitPaths(labnode.InternetAddr, []int{0, 1}, 20*time.Second)
+
+	// Hold sessions open (after EHLO) from many source ports. Going from
+	// two paths to three moves about a third of the flows to the new node,
+	// so 24 sessions all staying put is a (2/3)^24 chance.
+	const heldN = 24
+	vip := netip.AddrPortFrom(labnode.InternetAddr, 25)
+	var held []*heldSession
+	t.Cleanup(func() {
+		for _, h := range held {
+			h.close()
+		}
+	})
+	for i := range heldN {
+		h, err := openSession(e.lab.Clients[i%len(e.lab.Clients)], vip)
+		if err != nil {
+			t.Fatalf("held session %d: %v", i, err)
+		}
+		held = append(held, h)
+	}
+	backends := make([]int, heldN)
+	for i, h := range held {
+		if backends[i] = e.backendOf(h.local); backends[i] < 0 {
+			t.Fatalf("no backend has held session %s", h.local)
+		}
+	}
+	t.Logf("%d sessions held, new flows per node %v", heldN, e.vipNewFlows())
+
+	// The third node joins: its BIRD peers with the router, dsrlb probes
+	// the backends and announces the VIPs once they are up.
+	joining := time.Now()
+	e.addNode()
+	e.start(2)
+	e.waitPaths(labnode.InternetAddr, []int{0, 1, 2}, 20*time.Second)
+	t.Logf("three paths %s after the third node started", time.Since(joining).Round(100*time.Millisecond))
+
+	// Every held session completes on its backend.
+	const from, to = "joined@outside.example", "postmaster@example.net"
+	for i, h := range held {
+		if err := h.sendMail(from, to); err != nil {
+			t.Errorf("held session %d (%s, EX%d) broke when the third node joined: %v", i, h.local, backends[i]+1, err)
+			continue
+		}
+		e.checkWhole(h.local, backends[i], from, to)
+	}
+	var misses []uint64
+	for _, st := range e.statuses() {
+		misses = append(misses, st.Node.Counters.NonSYNMiss)
+	}
+	t.Logf("flows taken over mid-stream (non_syn_miss) per node: %v", misses)
+	if misses[2] == 0 {
+		t.Errorf("none of %d held flows moved to the third node (non_syn_miss per node %v)", heldN, misses)
+	}
+
+	// New sessions reach the third node too.
+	before := e.vipNewFlows()
+	const sessions = 30
+	e.sendMails(sessions)
+	after := e.vipNewFlows()
+	t.Logf("new flows per node: %v -> %v", before, after)
+	if after[2] == before[2] {
+		t.Errorf("the third node got none of %d new sessions (new flows per node %v -> %v)", sessions, before, after)
+	}
+}
+
+// TestECMPNodeWithoutBackends: a node that sees every backend down (here
+// node 1 alone: unreachable routes in its namespace make its probes fail
+// while node 0 still reaches the backends) withdraws the VIPs; the router
+// drops its path, new sessions all go to node 0 and mail still flows. When
+// node 1 reaches its backends again it announces the VIPs again.
+func TestECMPNodeWithoutBackends(t *testing.T) {
+	e := newECMPEnv(t, 2, 2)
+	e.start(0, 1)
+	both := []int{0, 1}
+	e.waitPaths(labnode.InternetAddr, both, 20*time.Second)
+
+	// While both nodes announce, sessions reach both.
+	const sessions = 20
+	start := e.statuses()
+	e.sendMails(sessions)
+	before := e.statuses()
+	for i := range e.nodes {
+		if internetVIP(before[i]).Packets == internetVIP(start[i]).Packets {
+			t.Fatalf("node %d got no packet of %d sessions while both announce: %+v -> %+v, node counters %+v", i, sessions, internetVIP(start[i]), internetVIP(before[i]), before[i].Node.Counters)
+		}
+	}
+
+	var addrs []netip.Addr
+	for _, b := range e.lab.Backends {
+		addrs = append(addrs, b.Addr4)
+	}
+	if err := e.lab.LBs[1].SetUnreachable(true, addrs...); err != nil {
+		t.Fatal(err)
+	}
+	cut := time.Now()
+	if _, err := e.nodes[1].WaitFor(t.Context(), 10*time.Second, "every backend down on node 1", allDown); err != nil {
+		t.Fatal(err)
+	}
+	for _, vip := range []netip.Addr{labnode.InternetAddr, labnode.RelayAddr, labnode.SpareAddr} {
+		e.waitPaths(vip, []int{0}, 10*time.Second)
+	}
+	t.Logf("router dropped node 1 %s after its backends became unreachable", time.Since(cut).Round(100*time.Millisecond))
+	route, err := e.lab.RouterBIRD.Birdc("show", "route", "for", labnode.InternetAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(route, "via "+lab.LBAddr(0).String()) || strings.Contains(route, lab.LBAddr(1).String()) {
+		t.Fatalf("router's BIRD route to %s should go via node 0 alone:\n%s", labnode.InternetAddr, route)
+	}
+	if st := e.statuses()[0]; !labnode.AllUp(st) {
+		t.Fatalf("node 0 lost backends too: %+v", internetVIP(st).Backends)
+	}
+	if st := e.statuses()[1]; st.Node.BGP == nil || len(st.Node.BGP.Announced) != 0 {
+		t.Fatalf("node 1 still announces %+v", st.Node.BGP)
+	}
+
+	// New sessions: mail flows, all through node 0; node 1 sees none of it.
+	before = e.statuses()
+	e.sendMails(sessions)
+	after := e.statuses()
+	if b, a := internetVIP(before[1]).Packets, internetVIP(after[1]).Packets; a != b {
+		t.Errorf("node 1 withdrew the VIP but still got %d of its packets", a-b)
+	}
+	if b, a := internetVIP(before[0]).NewFlows, internetVIP(after[0]).NewFlows; a-b < sessions {
+		t.Errorf("node 0 counted %d new flows for %d sessions", a-b, sessions)
+	}
+
+	// Node 1 reaches its backends again: it announces again.
+	if err := e.lab.LBs[1].SetUnreachable(false, addrs...); err != nil {
+		t.Fatal(err)
+	}
+	healed := time.Now()
+	if _, err := e.nodes[1].WaitFor(t.Context(), 15*time.Second, "every backend up again on node 1", labnode.AllUp); err != nil {
+		t.Fatal(err)
+	}
+	e.waitPaths(labnode.InternetAddr, both, 15*time.Second)
+	t.Logf("router has node 1 again %s after it reached its backends", time.Since(healed).Round(100*time.Millisecond))
+}
+
+// allDown reports whether every backend of every VIP is down.
+func allDown(st daemon.Status) bool {
+	for _, v := range st.VIPs {
+		for _, b := range v.Backends {
+			if b.State != "down" {
+				return false
+			}
+		}
+	}
+	return len(st.VIPs) > 0
 }

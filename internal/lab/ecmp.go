@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // The ECMP topology (NewECMP): several balancers behind a router.
@@ -31,6 +32,10 @@ import (
 // get a default route through the router too (the sorry server's replies).
 // Each balancer runs a BIRD of its own, started by the caller with
 // Host.StartBIRD, peering with the router at RouterAddr.
+// The router peers with every balancer from the start: one whose BIRD is not
+// running yet leaves its session in Active, so a test can bring a node in
+// later (a node joining). Host.SetUnreachable cuts one balancer off from
+// some hosts (its backends, say) while the others still reach them.
 //
 // Native XDP needs a sink on each balancer's bridge port: the ECMP lab does
 // not prepare it, so run dsrlb with xdp_mode = "generic" there.
@@ -352,6 +357,29 @@ func (h *Host) SetLinkUp(up bool) error {
 		}
 		return nh.LinkSetDown(eth)
 	})
+}
+
+// SetUnreachable adds (on) or removes (off) an "unreachable" route to each
+// of addrs in the host's namespace, as a filter or a broken path between the
+// host and them would: the host's own connections to them fail at once,
+// while every other host still reaches them.
+func (h *Host) SetUnreachable(on bool, addrs ...netip.Addr) error {
+	nh, err := h.netlinkHandle()
+	if err != nil {
+		return err
+	}
+	defer nh.Close()
+	for _, a := range addrs {
+		r := &netlink.Route{Dst: hostAddr(netip.PrefixFrom(a, a.BitLen())).IPNet, Type: unix.RTN_UNREACHABLE}
+		op, do := "add", nh.RouteAdd
+		if !on {
+			op, do = "delete", nh.RouteDel
+		}
+		if err := do(r); err != nil {
+			return fmt.Errorf("%s: %s route unreachable %s: %w", h.Name, op, a, err)
+		}
+	}
+	return nil
 }
 
 // BIRD is a BIRD daemon running in a host's namespace.

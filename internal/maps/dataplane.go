@@ -61,6 +61,7 @@ type Dataplane struct {
 	objs     dsrlbObjects
 	ringSpec *ebpf.MapSpec
 	ringSize uint32
+	clock    jiffiesClock
 	// Reused is true when the maps came from existing pins (a restart).
 	Reused bool
 }
@@ -135,7 +136,7 @@ func (d *Dataplane) Close() error { return d.objs.Close() }
 func (d *Dataplane) Unpin() error {
 	var errs []error
 	for _, m := range []*ebpf.Map{d.objs.Flood, d.objs.Flows, d.objs.GlobalStats, d.objs.RealStats,
-		d.objs.Reals, d.objs.Rings, d.objs.Settings, d.objs.VipStats, d.objs.Vips} {
+		d.objs.Reals, d.objs.Rings, d.objs.Settings, d.objs.VipStats, d.objs.Vips, d.objs.Clock} {
 		if err := m.Unpin(); err != nil {
 			errs = append(errs, err)
 		}

@@ -13,12 +13,18 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type dsrlbClockPair struct {
+	_       structs.HostLayout
+	MonoNs  uint64
+	Jiffies uint64
+}
+
 type dsrlbCounters struct {
-	_          structs.HostLayout
-	Packets    uint64
-	Bytes      uint64
-	NewFlows   uint64
-	LastSeenNs uint64
+	_        structs.HostLayout
+	Packets  uint64
+	Bytes    uint64
+	NewFlows uint64
+	LastSeen uint64
 }
 
 type dsrlbFloodWindow struct {
@@ -73,16 +79,18 @@ type dsrlbVipMeta struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	dsrlbMapFlood       = "flood"
-	dsrlbMapFlows       = "flows"
-	dsrlbMapGlobalStats = "global_stats"
-	dsrlbMapRealStats   = "real_stats"
-	dsrlbMapReals       = "reals"
-	dsrlbMapRings       = "rings"
-	dsrlbMapSettings    = "settings"
-	dsrlbMapVipStats    = "vip_stats"
-	dsrlbMapVips        = "vips"
-	dsrlbProgDsrlbXdp   = "dsrlb_xdp"
+	dsrlbMapClock        = "clock"
+	dsrlbMapFlood        = "flood"
+	dsrlbMapFlows        = "flows"
+	dsrlbMapGlobalStats  = "global_stats"
+	dsrlbMapRealStats    = "real_stats"
+	dsrlbMapReals        = "reals"
+	dsrlbMapRings        = "rings"
+	dsrlbMapSettings     = "settings"
+	dsrlbMapVipStats     = "vip_stats"
+	dsrlbMapVips         = "vips"
+	dsrlbProgClockSample = "clock_sample"
+	dsrlbProgDsrlbXdp    = "dsrlb_xdp"
 )
 
 // loadDsrlb returns the embedded CollectionSpec for dsrlb.
@@ -127,13 +135,15 @@ type dsrlbSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dsrlbProgramSpecs struct {
-	DsrlbXdp *ebpf.ProgramSpec `ebpf:"dsrlb_xdp"`
+	ClockSample *ebpf.ProgramSpec `ebpf:"clock_sample"`
+	DsrlbXdp    *ebpf.ProgramSpec `ebpf:"dsrlb_xdp"`
 }
 
 // dsrlbMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type dsrlbMapSpecs struct {
+	Clock       *ebpf.MapSpec `ebpf:"clock"`
 	Flood       *ebpf.MapSpec `ebpf:"flood"`
 	Flows       *ebpf.MapSpec `ebpf:"flows"`
 	GlobalStats *ebpf.MapSpec `ebpf:"global_stats"`
@@ -171,6 +181,7 @@ func (o *dsrlbObjects) Close() error {
 //
 // It can be passed to loadDsrlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dsrlbMaps struct {
+	Clock       *ebpf.Map `ebpf:"clock"`
 	Flood       *ebpf.Map `ebpf:"flood"`
 	Flows       *ebpf.Map `ebpf:"flows"`
 	GlobalStats *ebpf.Map `ebpf:"global_stats"`
@@ -184,6 +195,7 @@ type dsrlbMaps struct {
 
 func (m *dsrlbMaps) Close() error {
 	return _DsrlbClose(
+		m.Clock,
 		m.Flood,
 		m.Flows,
 		m.GlobalStats,
@@ -206,11 +218,13 @@ type dsrlbVariables struct {
 //
 // It can be passed to loadDsrlbObjects or ebpf.CollectionSpec.LoadAndAssign.
 type dsrlbPrograms struct {
-	DsrlbXdp *ebpf.Program `ebpf:"dsrlb_xdp"`
+	ClockSample *ebpf.Program `ebpf:"clock_sample"`
+	DsrlbXdp    *ebpf.Program `ebpf:"dsrlb_xdp"`
 }
 
 func (p *dsrlbPrograms) Close() error {
 	return _DsrlbClose(
+		p.ClockSample,
 		p.DsrlbXdp,
 	)
 }

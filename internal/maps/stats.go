@@ -34,12 +34,12 @@ type Global struct {
 
 // VIPCounters reads VIP id's counters.
 func (d *Dataplane) VIPCounters(id uint32) (Counters, error) {
-	return sumCounters(d.objs.VipStats, id)
+	return d.sumCounters(d.objs.VipStats, id)
 }
 
 // RealCounters reads (VIP, backend) id's counters.
 func (d *Dataplane) RealCounters(id uint32) (Counters, error) {
-	return sumCounters(d.objs.RealStats, id)
+	return d.sumCounters(d.objs.RealStats, id)
 }
 
 // ResetRealCounters zeroes real id's counters, for an id given to a new pair.
@@ -52,7 +52,7 @@ func (d *Dataplane) ResetVIPCounters(id uint32) error {
 	return d.objs.VipStats.Put(id, make([]dsrlbCounters, ebpf.MustPossibleCPU()))
 }
 
-func sumCounters(m *ebpf.Map, id uint32) (Counters, error) {
+func (d *Dataplane) sumCounters(m *ebpf.Map, id uint32) (Counters, error) {
 	var per []dsrlbCounters
 	if err := m.Lookup(id, &per); err != nil {
 		return Counters{}, fmt.Errorf("read counters %d: %w", id, err)
@@ -63,15 +63,19 @@ func sumCounters(m *ebpf.Map, id uint32) (Counters, error) {
 		c.Packets += p.Packets
 		c.Bytes += p.Bytes
 		c.NewFlows += p.NewFlows
-		last = max(last, p.LastSeenNs)
+		last = max(last, p.LastSeen)
 	}
 	if last != 0 {
-		c.LastSeen = MonotonicToTime(last)
+		t, err := d.jiffiesToTime(last)
+		if err != nil {
+			return c, err
+		}
+		c.LastSeen = t
 	}
 	return c, nil
 }
 
-// MonotonicToTime converts a bpf_ktime_get_ns() value (CLOCK_MONOTONIC) to
+// MonotonicToTime converts a CLOCK_MONOTONIC value (bpf_ktime_get_ns) to
 // wall-clock time.
 func MonotonicToTime(ns uint64) time.Time {
 	var ts unix.Timespec

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"testing"
+	"time"
 )
 
 // TestForwardMatrix: every shape of packet to a VIP:port is forwarded to the
@@ -351,8 +352,13 @@ func TestCounters(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got.Packets != 2 || got.Bytes != uint64(len(syn)+len(ack)) || got.NewFlows != 1 || got.LastSeen.IsZero() {
+		if got.Packets != 2 || got.Bytes != uint64(len(syn)+len(ack)) || got.NewFlows != 1 {
 			t.Fatalf("counters %+v", got)
+		}
+		// last_seen is kept in jiffies and converted: it must be now, to
+		// within a few ticks.
+		if d := time.Since(got.LastSeen); d < -time.Second || d > time.Second {
+			t.Fatalf("last seen %s is %s from now", got.LastSeen, d)
 		}
 	}
 }
