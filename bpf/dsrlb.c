@@ -65,9 +65,42 @@ static __always_inline int parse_packet(struct xdp_md *ctx, struct packet *pkt)
  * port 0 finds the VIP's address alone (used for fragments). */
 static __always_inline struct vip_meta *lookup_vip(struct flow_key *flow, __u16 port, __u8 proto)
 {
+	if (flow->family == FAMILY_V4) {
+		struct vip_key4 key = {.port = port, .proto = proto};
+		__builtin_memcpy(&key.addr, flow->dst, 4);
+		return bpf_map_lookup_elem(&vips4, &key);
+	}
 	struct vip_key key = {.port = port, .proto = proto, .family = flow->family};
 	__builtin_memcpy(key.addr, flow->dst, 16);
-	return bpf_map_lookup_elem(&vips, &key);
+	return bpf_map_lookup_elem(&vips6, &key);
+}
+
+/* flow_key4_of is the compact IPv4 flow-table key of a flow. */
+static __always_inline struct flow_key4 flow_key4_of(struct flow_key *flow)
+{
+	struct flow_key4 k = {.sport = flow->sport, .dport = flow->dport};
+	__builtin_memcpy(&k.src, flow->src, 4);
+	__builtin_memcpy(&k.dst, flow->dst, 4);
+	return k;
+}
+
+static __always_inline __u32 *lookup_flow(struct flow_key *flow)
+{
+	if (flow->family == FAMILY_V4) {
+		struct flow_key4 k = flow_key4_of(flow);
+		return bpf_map_lookup_elem(&flows4, &k);
+	}
+	return bpf_map_lookup_elem(&flows6, flow);
+}
+
+static __always_inline void record_flow(struct flow_key *flow, __u32 *id)
+{
+	if (flow->family == FAMILY_V4) {
+		struct flow_key4 k = flow_key4_of(flow);
+		bpf_map_update_elem(&flows4, &k, id, BPF_ANY);
+		return;
+	}
+	bpf_map_update_elem(&flows6, flow, id, BPF_ANY);
 }
 
 /* may_record applies the per-CPU new-flow rate guard: past flood_limit
@@ -101,7 +134,7 @@ static __always_inline struct real_entry *pick_real(struct packet *pkt, struct v
 	struct real_entry *real;
 
 	if (!syn) {
-		__u32 *flow_id = bpf_map_lookup_elem(&flows, &pkt->flow);
+		__u32 *flow_id = lookup_flow(&pkt->flow);
 		if (flow_id) {
 			*id = *flow_id;
 			real = bpf_map_lookup_elem(&reals, id);
@@ -126,7 +159,7 @@ static __always_inline struct real_entry *pick_real(struct packet *pkt, struct v
 	if (!real || real->state != REAL_UP)
 		return NULL;
 	if (!(pkt->tcp_flags & TCP_RST) && !pkt->is_icmp_ptb && may_record(s))
-		bpf_map_update_elem(&flows, &pkt->flow, id, BPF_ANY);
+		record_flow(&pkt->flow, id);
 	return real;
 }
 

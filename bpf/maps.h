@@ -7,13 +7,20 @@
 #include "consts.h"
 #include "structs.h"
 
-/* VIP:port -> meta. */
+/* VIP:port -> meta, one map per family. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, MAX_VIPS * 8);
+	__type(key, struct vip_key4);
+	__type(value, struct vip_meta);
+} vips4 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, MAX_VIPS * 8);
 	__type(key, struct vip_key);
 	__type(value, struct vip_meta);
-} vips SEC(".maps");
+} vips6 SEC(".maps");
 
 /* Maglev ring of one VIP: slot -> real id. The control plane builds a fresh
  * inner map and swaps it into rings with one update, so the program never
@@ -41,16 +48,25 @@ struct {
 	__type(value, struct real_entry);
 } reals SEC(".maps");
 
-/* 5-tuple -> real id. LRU with per-CPU LRU lists (BPF_F_NO_COMMON_LRU): each
- * CPU evicts its own oldest flows, values are shared so a flow that moves to
- * another CPU keeps its backend. max_entries is flow_table_size at load time. */
+/* 5-tuple -> real id, one table per family. LRU with per-CPU LRU lists
+ * (BPF_F_NO_COMMON_LRU): each CPU evicts its own oldest flows, values are
+ * shared so a flow that moves to another CPU keeps its backend. max_entries
+ * is flow_table_size at load time. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(map_flags, BPF_F_NO_COMMON_LRU);
+	__uint(max_entries, 1048576);
+	__type(key, struct flow_key4);
+	__type(value, __u32);
+} flows4 SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(map_flags, BPF_F_NO_COMMON_LRU);
 	__uint(max_entries, 1048576);
 	__type(key, struct flow_key);
 	__type(value, __u32);
-} flows SEC(".maps");
+} flows6 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

@@ -5,6 +5,22 @@
 
 #include <linux/types.h>
 
+/* IPv4 keys are compact (hashing a key costs per byte on every lookup);
+ * IPv6 keys hold 16-byte addresses. */
+struct vip_key4 {
+	__be32 addr;
+	__u16 port; /* network byte order; 0 with proto 0: the address alone */
+	__u8 proto;
+	__u8 pad;
+};
+
+struct flow_key4 {
+	__be32 src;
+	__be32 dst;
+	__u16 sport; /* network byte order */
+	__u16 dport;
+};
+
 /* Addresses are 16 bytes; IPv4 uses the first 4 and zeroes the rest. */
 struct vip_key {
 	__u8 addr[16];
@@ -26,6 +42,8 @@ struct real_entry {
 	__u32 vip_id;
 };
 
+/* The parsed 5-tuple of either family. It is also the input of the flow
+ * hash (IPv4 zero-padded), and the IPv6 flow table's key. */
 struct flow_key {
 	__u8 src[16];
 	__u8 dst[16];

@@ -1,6 +1,7 @@
 package maps
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -52,7 +53,7 @@ type Options struct {
 	PinPath string
 	// RingSize is the Maglev table size M of every VIP (a prime).
 	RingSize uint32
-	// FlowTableSize is the number of flows the LRU table holds.
+	// FlowTableSize is the number of flows each LRU table (IPv4, IPv6) holds.
 	FlowTableSize uint32
 }
 
@@ -76,7 +77,8 @@ func Load(opts Options) (*Dataplane, error) {
 	if err != nil {
 		return nil, err
 	}
-	spec.Maps[dsrlbMapFlows].MaxEntries = opts.FlowTableSize
+	spec.Maps[dsrlbMapFlows4].MaxEntries = opts.FlowTableSize
+	spec.Maps[dsrlbMapFlows6].MaxEntries = opts.FlowTableSize
 	ringSpec := spec.Maps[dsrlbMapRings].InnerMap
 	ringSpec.MaxEntries = opts.RingSize
 
@@ -135,8 +137,8 @@ func (d *Dataplane) Close() error { return d.objs.Close() }
 // Unpin removes every map pin (the maps go when the last user closes them).
 func (d *Dataplane) Unpin() error {
 	var errs []error
-	for _, m := range []*ebpf.Map{d.objs.Flood, d.objs.Flows, d.objs.GlobalStats, d.objs.RealStats,
-		d.objs.Reals, d.objs.Rings, d.objs.Settings, d.objs.VipStats, d.objs.Vips, d.objs.Clock} {
+	for _, m := range []*ebpf.Map{d.objs.Flood, d.objs.Flows4, d.objs.Flows6, d.objs.GlobalStats, d.objs.RealStats,
+		d.objs.Reals, d.objs.Rings, d.objs.Settings, d.objs.VipStats, d.objs.Vips4, d.objs.Vips6, d.objs.Clock} {
 		if err := m.Unpin(); err != nil {
 			errs = append(errs, err)
 		}
@@ -205,9 +207,9 @@ func (d *Dataplane) SetVIP(addr netip.Addr, ports []uint16, id, flags uint32) er
 		return fmt.Errorf("set VIP %s: id %d out of range", addr, id)
 	}
 	meta := dsrlbVipMeta{Id: id, Flags: flags}
-	for _, k := range vipKeys(addr, ports) {
-		if err := d.objs.Vips.Put(k, meta); err != nil {
-			return fmt.Errorf("set VIP %s port %d: %w", addr, k.Port, err)
+	for _, k := range d.vipKeys(addr, ports) {
+		if err := k.m.Put(k.key, meta); err != nil {
+			return fmt.Errorf("set VIP %s port %d: %w", addr, k.port, err)
 		}
 	}
 	return nil
@@ -216,26 +218,43 @@ func (d *Dataplane) SetVIP(addr netip.Addr, ports []uint16, id, flags uint32) er
 // DeleteVIP removes addr:port entries (and the address entry).
 func (d *Dataplane) DeleteVIP(addr netip.Addr, ports []uint16) error {
 	var errs []error
-	for _, k := range vipKeys(addr, ports) {
-		if err := d.objs.Vips.Delete(k); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
-			errs = append(errs, fmt.Errorf("delete VIP %s port %d: %w", addr, k.Port, err))
+	for _, k := range d.vipKeys(addr, ports) {
+		if err := k.m.Delete(k.key); err != nil && !errors.Is(err, ebpf.ErrKeyNotExist) {
+			errs = append(errs, fmt.Errorf("delete VIP %s port %d: %w", addr, k.port, err))
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// vipMapKey is one key of a VIP in the map of its family.
+type vipMapKey struct {
+	m    *ebpf.Map
+	key  any
+	port uint16
+}
+
 // vipKeys are the keys of one VIP: one per port, plus the address alone
 // (port 0, proto 0), which the program uses to count fragments to the VIP.
-func vipKeys(addr netip.Addr, ports []uint16) []dsrlbVipKey {
+func (d *Dataplane) vipKeys(addr netip.Addr, ports []uint16) []vipMapKey {
 	a, fam := addr16(addr)
-	keys := []dsrlbVipKey{{Addr: a, Family: fam}}
+	key := func(port uint16, proto uint8) vipMapKey {
+		if fam == familyV4 {
+			return vipMapKey{d.objs.Vips4, dsrlbVipKey4{Addr: be32(a), Port: htons(port), Proto: proto}, port}
+		}
+		return vipMapKey{d.objs.Vips6, dsrlbVipKey{Addr: a, Port: htons(port), Proto: proto, Family: fam}, port}
+	}
+	keys := []vipMapKey{key(0, 0)}
 	for _, p := range ports {
-		keys = append(keys, dsrlbVipKey{Addr: a, Port: htons(p), Proto: protoTCP, Family: fam})
+		keys = append(keys, key(p, protoTCP))
 	}
 	return keys
 }
 
-// VIPEntry is one entry of the vips map.
+// be32 is the first 4 bytes of an address as the program's __be32 field
+// holds them (network order in memory).
+func be32(a [16]byte) uint32 { return binary.NativeEndian.Uint32(a[:4]) }
+
+// VIPEntry is one entry of the vips maps.
 type VIPEntry struct {
 	Addr  netip.Addr
 	Port  uint16 // 0: the address entry
@@ -243,22 +262,26 @@ type VIPEntry struct {
 	Flags uint32
 }
 
-// VIPs lists the vips map (used to adopt pins after a restart).
+// VIPs lists the vips maps (used to adopt pins after a restart).
 func (d *Dataplane) VIPs() ([]VIPEntry, error) {
 	var (
-		k   dsrlbVipKey
+		k4  dsrlbVipKey4
+		k6  dsrlbVipKey
 		v   dsrlbVipMeta
 		out []VIPEntry
 	)
-	it := d.objs.Vips.Iterate()
-	for it.Next(&k, &v) {
-		var a netip.Addr
-		if k.Family == familyV4 {
-			a = netip.AddrFrom4([4]byte(k.Addr[:4]))
-		} else {
-			a = netip.AddrFrom16(k.Addr)
-		}
-		out = append(out, VIPEntry{Addr: a, Port: ntohs(k.Port), ID: v.Id, Flags: v.Flags})
+	it := d.objs.Vips4.Iterate()
+	for it.Next(&k4, &v) {
+		var b [4]byte
+		binary.NativeEndian.PutUint32(b[:], k4.Addr)
+		out = append(out, VIPEntry{Addr: netip.AddrFrom4(b), Port: ntohs(k4.Port), ID: v.Id, Flags: v.Flags})
+	}
+	if err := it.Err(); err != nil {
+		return nil, err
+	}
+	it = d.objs.Vips6.Iterate()
+	for it.Next(&k6, &v) {
+		out = append(out, VIPEntry{Addr: netip.AddrFrom16(k6.Addr), Port: ntohs(k6.Port), ID: v.Id, Flags: v.Flags})
 	}
 	return out, it.Err()
 }

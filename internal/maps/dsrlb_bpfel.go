@@ -44,6 +44,14 @@ type dsrlbFlowKey struct {
 	Pad    [2]uint8
 }
 
+type dsrlbFlowKey4 struct {
+	_     structs.HostLayout
+	Src   uint32
+	Dst   uint32
+	Sport uint16
+	Dport uint16
+}
+
 type dsrlbLbSettings struct {
 	_          structs.HostLayout
 	HashSeed   uint32
@@ -69,6 +77,14 @@ type dsrlbVipKey struct {
 	Family uint8
 }
 
+type dsrlbVipKey4 struct {
+	_     structs.HostLayout
+	Addr  uint32
+	Port  uint16
+	Proto uint8
+	Pad   uint8
+}
+
 type dsrlbVipMeta struct {
 	_     structs.HostLayout
 	Id    uint32
@@ -81,14 +97,16 @@ type dsrlbVipMeta struct {
 const (
 	dsrlbMapClock        = "clock"
 	dsrlbMapFlood        = "flood"
-	dsrlbMapFlows        = "flows"
+	dsrlbMapFlows4       = "flows4"
+	dsrlbMapFlows6       = "flows6"
 	dsrlbMapGlobalStats  = "global_stats"
 	dsrlbMapRealStats    = "real_stats"
 	dsrlbMapReals        = "reals"
 	dsrlbMapRings        = "rings"
 	dsrlbMapSettings     = "settings"
 	dsrlbMapVipStats     = "vip_stats"
-	dsrlbMapVips         = "vips"
+	dsrlbMapVips4        = "vips4"
+	dsrlbMapVips6        = "vips6"
 	dsrlbProgClockSample = "clock_sample"
 	dsrlbProgDsrlbXdp    = "dsrlb_xdp"
 )
@@ -145,14 +163,16 @@ type dsrlbProgramSpecs struct {
 type dsrlbMapSpecs struct {
 	Clock       *ebpf.MapSpec `ebpf:"clock"`
 	Flood       *ebpf.MapSpec `ebpf:"flood"`
-	Flows       *ebpf.MapSpec `ebpf:"flows"`
+	Flows4      *ebpf.MapSpec `ebpf:"flows4"`
+	Flows6      *ebpf.MapSpec `ebpf:"flows6"`
 	GlobalStats *ebpf.MapSpec `ebpf:"global_stats"`
 	RealStats   *ebpf.MapSpec `ebpf:"real_stats"`
 	Reals       *ebpf.MapSpec `ebpf:"reals"`
 	Rings       *ebpf.MapSpec `ebpf:"rings"`
 	Settings    *ebpf.MapSpec `ebpf:"settings"`
 	VipStats    *ebpf.MapSpec `ebpf:"vip_stats"`
-	Vips        *ebpf.MapSpec `ebpf:"vips"`
+	Vips4       *ebpf.MapSpec `ebpf:"vips4"`
+	Vips6       *ebpf.MapSpec `ebpf:"vips6"`
 }
 
 // dsrlbVariableSpecs contains global variables before they are loaded into the kernel.
@@ -183,28 +203,32 @@ func (o *dsrlbObjects) Close() error {
 type dsrlbMaps struct {
 	Clock       *ebpf.Map `ebpf:"clock"`
 	Flood       *ebpf.Map `ebpf:"flood"`
-	Flows       *ebpf.Map `ebpf:"flows"`
+	Flows4      *ebpf.Map `ebpf:"flows4"`
+	Flows6      *ebpf.Map `ebpf:"flows6"`
 	GlobalStats *ebpf.Map `ebpf:"global_stats"`
 	RealStats   *ebpf.Map `ebpf:"real_stats"`
 	Reals       *ebpf.Map `ebpf:"reals"`
 	Rings       *ebpf.Map `ebpf:"rings"`
 	Settings    *ebpf.Map `ebpf:"settings"`
 	VipStats    *ebpf.Map `ebpf:"vip_stats"`
-	Vips        *ebpf.Map `ebpf:"vips"`
+	Vips4       *ebpf.Map `ebpf:"vips4"`
+	Vips6       *ebpf.Map `ebpf:"vips6"`
 }
 
 func (m *dsrlbMaps) Close() error {
 	return _DsrlbClose(
 		m.Clock,
 		m.Flood,
-		m.Flows,
+		m.Flows4,
+		m.Flows6,
 		m.GlobalStats,
 		m.RealStats,
 		m.Reals,
 		m.Rings,
 		m.Settings,
 		m.VipStats,
-		m.Vips,
+		m.Vips4,
+		m.Vips6,
 	)
 }
 

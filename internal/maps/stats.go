@@ -116,7 +116,8 @@ func (k FlowKey) raw() dsrlbFlowKey {
 // LookupFlow returns the real id a flow is recorded to.
 func (d *Dataplane) LookupFlow(k FlowKey) (uint32, bool, error) {
 	var id uint32
-	err := d.objs.Flows.Lookup(k.raw(), &id)
+	m, key := d.flowMapKey(k)
+	err := m.Lookup(key, &id)
 	if errors.Is(err, ebpf.ErrKeyNotExist) {
 		return 0, false, nil
 	}
@@ -128,10 +129,20 @@ func (d *Dataplane) LookupFlow(k FlowKey) (uint32, bool, error) {
 
 // PutFlow records a flow (tests and tools).
 func (d *Dataplane) PutFlow(k FlowKey, realID uint32) error {
-	return d.objs.Flows.Put(k.raw(), realID)
+	m, key := d.flowMapKey(k)
+	return m.Put(key, realID)
 }
 
 // ResetFloodWindow clears the per-CPU new-flow rate windows.
 func (d *Dataplane) ResetFloodWindow() error {
 	return d.objs.Flood.Put(uint32(0), make([]dsrlbFloodWindow, ebpf.MustPossibleCPU()))
+}
+
+// flowMapKey picks the flow table of k's family and its key there.
+func (d *Dataplane) flowMapKey(k FlowKey) (*ebpf.Map, any) {
+	raw := k.raw()
+	if k.Family == familyV4 {
+		return d.objs.Flows4, dsrlbFlowKey4{Src: be32(raw.Src), Dst: be32(raw.Dst), Sport: raw.Sport, Dport: raw.Dport}
+	}
+	return d.objs.Flows6, raw
 }
