@@ -34,6 +34,10 @@ const (
 // `;`, `$`, spaces and newlines are refused here, once, for every consumer.
 var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
+// ValidName reports whether name may be a backend or VIP name: it is safe
+// to place in a generated script.
+func ValidName(name string) bool { return namePattern.MatchString(name) }
+
 // checkName checks a backend or VIP name.
 func checkName(name string) error {
 	if name == "" {

@@ -18,7 +18,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strings"
 
@@ -28,9 +27,6 @@ import (
 // AdapterName is the name the Windows script gives the loopback adapter; it is
 // how the script and its rollback find the adapter again.
 const AdapterName = "dsrlb-loopback"
-
-// namePattern restricts every name that is placed in a script.
-var namePattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
 // ServedVIP is one VIP that a real server takes traffic for.
 type ServedVIP struct {
@@ -137,8 +133,10 @@ func (s Server) Validate() error {
 	return nil
 }
 
+// checkName re-checks a name placed in a script with the config's rule, so
+// nothing can be injected even when a Server is built without the config.
 func checkName(n string) error {
-	if !namePattern.MatchString(n) {
+	if !config.ValidName(n) {
 		return fmt.Errorf("%q is not a valid name (letters, digits, '_', '.', '-'; at most 63; starting with a letter or digit)", n)
 	}
 	return nil

@@ -24,7 +24,7 @@ func BenchmarkReport1GB(b *testing.B) {
 		b.Fatal(err)
 	}
 	lw := newLogWriter(f)
-	lw.header(DefaultFields)
+	lw.header(DefaultFields())
 	var id uint64
 	batch := make([]genSession, 8)
 	for written := int64(0); written < size; written = fileSize(b, f, lw) {
@@ -39,7 +39,7 @@ func BenchmarkReport1GB(b *testing.B) {
 		}
 		lw.sessions(batch)
 		if id%100000 < 8 {
-			lw.header(DefaultFields)
+			lw.header(DefaultFields())
 		}
 	}
 	if err := f.Close(); err != nil {

@@ -18,7 +18,7 @@ type genSession struct {
 }
 
 // fieldOrder is the standard #Fields order; reordered tests pass another.
-var fieldOrder = DefaultFields
+var fieldOrder = DefaultFields()
 
 // events returns the event lines of s, in the shape Exchange writes them:
 // banner and queue replies quoted because they contain commas, permissions

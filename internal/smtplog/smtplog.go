@@ -36,9 +36,11 @@ import (
 // Send logs, message tracking) are skipped.
 const LogType = "SMTP Receive Protocol Log"
 
-// DefaultFields is the field order assumed until a #Fields line is seen.
-var DefaultFields = []string{"date-time", "connector-id", "session-id", "sequence-number",
-	"local-endpoint", "remote-endpoint", "event", "data", "context"}
+// DefaultFields returns the field order assumed until a #Fields line is seen.
+func DefaultFields() []string {
+	return []string{"date-time", "connector-id", "session-id", "sequence-number",
+		"local-endpoint", "remote-endpoint", "event", "data", "context"}
+}
 
 // Defaults for Options.
 const (
@@ -220,7 +222,7 @@ func (a *Analyzer) Read(r io.Reader, source, server string) error {
 	cr.FieldsPerRecord = -1
 	cr.LazyQuotes = true
 	cr.ReuseRecord = true
-	cols := columnsOf(DefaultFields)
+	cols := columnsOf(DefaultFields())
 	a.stats.Files++
 	first := true
 	lineNo := 0

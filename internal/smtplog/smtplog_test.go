@@ -104,17 +104,17 @@ func TestGeneratedSourceNAT(t *testing.T) {
 	dir := t.TempDir()
 	const relay, internet = `SERVER1\Internal Relay`, `SERVER1\Internet via Gateway`
 	writeFile(t, filepath.Join(dir, "SERVER1", "RECV2013042600-1.LOG"), func(lw *logWriter) {
-		lw.header(DefaultFields)
+		lw.header(DefaultFields())
 		lw.sessions(natSessions(relay, "10.0.0.5", 100, 0x08D0125A00000000))
 		// The log rolls: a new header block, here with another field order.
-		reordered := slices.Clone(DefaultFields)
+		reordered := DefaultFields()
 		slices.Reverse(reordered)
 		lw.header(reordered)
 		lw.sessions(natSessions(relay, "10.0.0.5", 50, 0x08D0125A10000000))
 		lw.sessions([]genSession{{connector: `SERVER1\Default SERVER1`, id: 1, local: "[2001:db8::11]:25", remote: "[2001:db8::99]:50000"}})
 	})
 	writeFile(t, filepath.Join(dir, "SERVER2", "RECV2013042600-1.LOG"), func(lw *logWriter) {
-		lw.header(DefaultFields)
+		lw.header(DefaultFields())
 		lw.sessions([]genSession{{connector: `SERVER2\Internet via Gateway`, id: 2, local: "10.1.0.12:25", remote: "198.51.100.20:3000"}})
 	})
 	r, err := Analyze([]string{dir}, Options{Connectors: []string{"Internet via Gateway", `SERVER3\Internal Relay`}})
@@ -158,7 +158,7 @@ func TestGeneratedSourceNAT(t *testing.T) {
 func TestOpenSessionBound(t *testing.T) {
 	var buf bytes.Buffer
 	lw := newLogWriter(&buf)
-	lw.header(DefaultFields)
+	lw.header(DefaultFields())
 	// 10 concurrent sessions with no disconnect line, interleaved.
 	ss := natSessions(`S1\Relay`, "10.0.0.5", 10, 100)
 	for i := range ss {
@@ -216,7 +216,7 @@ func TestFieldsLine(t *testing.T) {
 func TestServerFromDirectory(t *testing.T) {
 	dir := t.TempDir()
 	writeFile(t, filepath.Join(dir, "HUB7", "RECV1.log"), func(lw *logWriter) {
-		lw.header(DefaultFields)
+		lw.header(DefaultFields())
 		lw.sessions([]genSession{{connector: `X\Y`, id: 1, local: "10.1.0.1:25", remote: "10.2.0.1:1"}})
 	})
 	// Rewrite the connector to have no server part.
