@@ -49,13 +49,27 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	// The values go into SMTP command lines: check them with the rules of
+	// mail_from, helo and rcpt_to, so that a CR/LF cannot smuggle another
+	// command (DATA) into the probe.
 	if set["from"] {
+		if err := config.CheckMailbox(*from); err != nil {
+			return usageError(stderr, fs, fmt.Errorf("--from %q %v", *from, err))
+		}
 		p.MailFrom = *from
 	}
 	if set["helo"] {
+		if err := config.CheckHostname(*helo); err != nil {
+			return usageError(stderr, fs, fmt.Errorf("--helo %q %v", *helo, err))
+		}
 		p.HELO = *helo
 	}
 	if set["rcpt"] {
+		if *rcpt != "" {
+			if err := config.CheckMailbox(*rcpt); err != nil {
+				return usageError(stderr, fs, fmt.Errorf("--rcpt %q %v", *rcpt, err))
+			}
+		}
 		p.RcptTo = *rcpt
 	}
 	if set["starttls"] {

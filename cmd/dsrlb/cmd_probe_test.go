@@ -127,3 +127,31 @@ func TestCmdProbeExplicitConfigMustLoad(t *testing.T) {
 		t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out.String(), errb.String())
 	}
 }
+
+// TestCmdProbeRefusesCommandInjection: --from, --helo and --rcpt go into
+// SMTP command lines, so they get the config's rules; a CR/LF in them must
+// never reach a server (here it would have sent DATA).
+func TestCmdProbeRefusesCommandInjection(t *testing.T) {
+	inEmptyDir(t)
+	srv := healthtest.Start(t, healthtest.Backend{})
+	for _, args := range [][]string{
+		{"--from", "probe@corp.example>\r\nDATA\r\nSubject: x"},
+		{"--from", "probe @corp.example"},
+		{"--helo", "lb1.corp.example\r\nDATA"},
+		{"--rcpt", "postmaster@corp.example>\r\nDATA"},
+	} {
+		var out, errb bytes.Buffer
+		code := cmdProbe(append([]string{srv.Addr.String(), "--timeout", "300ms"}, args...), &out, &errb)
+		if code != exitError || out.Len() != 0 || !strings.Contains(errb.String(), "--"+strings.TrimPrefix(args[0], "--")) {
+			t.Errorf("args %q: exit %d, stdout %q, stderr %q; want 2, nothing probed and the flag named", args, code, out.String(), errb.String())
+		}
+	}
+	if _, _, total := srv.Sessions(); total != 0 {
+		t.Errorf("the server saw %d sessions (commands %q), want none", total, srv.Commands())
+	}
+	// --rcpt "" still means no RCPT TO, as documented.
+	var out, errb bytes.Buffer
+	if code := cmdProbe([]string{srv.Addr.String(), "--timeout", "300ms", "--rcpt", ""}, &out, &errb); code != exitOK {
+		t.Errorf("--rcpt \"\": exit %d\n%s%s", code, out.String(), errb.String())
+	}
+}

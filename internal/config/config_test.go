@@ -274,7 +274,7 @@ backends = [
 	}
 	want := map[string]int{
 		"lb": 2, "lb.interface": 3, "lb.quoted.key": 4, "lb.a": 5, "lb.a.b": 5,
-		"vip[0]": 6, "vip[0].name": 7, "vip[0].ports": 10, "vip[0].ports[0]": 11, "vip[0].ports[1]": 12,
+		"vip": 6, "vip[0]": 6, "vip[0].name": 7, "vip[0].ports": 10, "vip[0].ports[0]": 11, "vip[0].ports[1]": 12,
 		"vip[0].backends": 14, "vip[0].backends[0]": 14, "vip[0].backends[0].name": 14, "vip[0].backends[0].weight": 14,
 		"vip[0].backends[1]": 15, "vip[0].backends[1].name": 15, "vip[0].backends[1].priority": 15,
 		"vip[0].health": 16, "vip[0].health.mail_from": 17,
@@ -347,13 +347,13 @@ func TestMailboxAndHostChecks(t *testing.T) {
 	bad := []string{"", "@example.org", "a@", "a b@example.org", "<a@example.org>", `"a"@example.org`,
 		"a'b@example.org", "a@exa mple.org", "a@example.org\r\nRCPT", "a@-x.org", "a;b@example.org"}
 	for _, s := range good {
-		if err := checkMailbox(s); err != nil {
-			t.Errorf("checkMailbox(%q) = %v", s, err)
+		if err := CheckMailbox(s); err != nil {
+			t.Errorf("CheckMailbox(%q) = %v", s, err)
 		}
 	}
 	for _, s := range bad {
-		if checkMailbox(s) == nil {
-			t.Errorf("checkMailbox(%q) accepted", s)
+		if CheckMailbox(s) == nil {
+			t.Errorf("CheckMailbox(%q) accepted", s)
 		}
 	}
 	for s, ok := range map[string]bool{"eth0": true, "enp0s31f6": true, "br-lan.10": true, "": false,

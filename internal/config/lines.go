@@ -7,7 +7,8 @@ import (
 
 // keyLines returns the line on which every key, table header and array
 // element of a TOML document is written, by path: "lb" (the [lb] header),
-// "lb.interface", "vip[1]" (the second [[vip]] header), "vip[1].health",
+// "lb.interface", "vip" (the first [[vip]] header: where the array itself
+// is), "vip[1]" (the second [[vip]] header), "vip[1].health",
 // "vip[1].ports[0]", "vip[1].backends[2].name".
 //
 // BurntSushi/toml v1.6.0 records the position of every key while parsing,
@@ -93,6 +94,9 @@ func (s *lineScanner) document() {
 				s.advance()
 			}
 			table = s.resolve(s.keyPath(), array)
+			if array { // the array itself is where its first [[header]] is
+				s.record(table[:strings.LastIndexByte(table, '[')], line)
+			}
 			s.record(table, line)
 			for !s.eof() && s.peek() != '\n' && s.peek() != '#' {
 				s.advance() // the closing brackets

@@ -11,6 +11,11 @@ import (
 // (interval × fall) before Lint warns.
 const maxDetection = 30 * time.Second
 
+// exchangeShortestTarpit is the shortest delay Exchange puts on its MAIL
+// FROM reply under submission-queue pressure (it tarpits 10 to 55 s): a
+// tarpit_threshold at or above it lets a tarpitted server pass as good.
+const exchangeShortestTarpit = 10 * time.Second
+
 // Lint returns the warnings for a valid config: settings that work but are
 // probably not what the operator wants (DESIGN section 8), in line order.
 //
@@ -36,6 +41,9 @@ const maxDetection = 30 * time.Second
 //     faces the internet its probe never sees Exchange medium back pressure,
 //     which refuses only external senders.
 //   - interval × fall longer than 30s for a VIP's probe profile.
+//   - tarpit_threshold of 10s or more for a VIP's probe profile: Exchange
+//     tarpits MAIL FROM for 10 to 55 s, so a server answering after 10 s
+//     would be judged good.
 //   - the [bgp] warnings of lintBGP (hash_seed left at its default on a
 //     node with BGP peers, ...).
 func Lint(c *Config) []Warning {
@@ -70,6 +78,11 @@ func Lint(c *Config) []Warning {
 		if d := v.Health.Interval * time.Duration(v.Health.Fall); d > maxDetection {
 			warn(v.Line, "vip %q: a dead backend keeps getting new sessions for up to interval %s × fall %d = %s "+
 				"(keep it within %s)", v.Name, v.Health.Interval, v.Health.Fall, d, maxDetection)
+		}
+		if v.Health.TarpitThreshold >= exchangeShortestTarpit {
+			warn(v.Line, "vip %q: tarpit_threshold %s is not below %s, the shortest delay Exchange puts on a MAIL FROM "+
+				"reply under back pressure (10-55s): a tarpitting server that answers within %s counts as good "+
+				"and keeps getting new sessions", v.Name, v.Health.TarpitThreshold, exchangeShortestTarpit, v.Health.TarpitThreshold)
 		}
 	}
 	lintBGP(c, warn)

@@ -87,7 +87,9 @@ func (d *decoder) config(raw map[string]any) *Config {
 		c.VIPs = append(c.VIPs, d.vip(t, i, c.Health))
 	}
 	if root.has("bgp") {
-		c.BGP = d.bgp(root.sub("bgp", "[bgp] ", ""))
+		if t := root.sub("bgp", "[bgp] ", ""); !t.invalid {
+			c.BGP = d.bgp(t)
+		}
 	}
 	return c
 }
@@ -107,7 +109,7 @@ func (d *decoder) lb(t *table) LB {
 		APISocket:          DefaultAPISocket,
 		MetricsListen:      DefaultMetricsListen,
 	}
-	if !t.has("interface") {
+	if !t.has("interface") && !t.invalid {
 		t.errorf("", "interface is required: the network interface that carries the VIPs, for example \"eth0\"")
 	}
 	t.checked("interface", &lb.Interface, checkIfname)
@@ -161,13 +163,13 @@ func (d *decoder) health(t *table, h *Health, top bool) {
 	if v, ok := t.integer("fall", 1, maxRiseFall); ok {
 		h.Fall = int(v)
 	}
-	t.checked("helo", &h.HELO, checkHostname)
-	t.checked("mail_from", &h.MailFrom, checkMailbox)
+	t.checked("helo", &h.HELO, CheckHostname)
+	t.checked("mail_from", &h.MailFrom, CheckMailbox)
 	t.checked("rcpt_to", &h.RcptTo, func(s string) error {
 		if s == "" {
 			return nil
 		}
-		return checkMailbox(s)
+		return CheckMailbox(s)
 	})
 	enum(t, "starttls", &h.StartTLS, StartTLSOff, StartTLSTry, StartTLSRequire)
 	t.duration("tarpit_threshold", &h.TarpitThreshold)

@@ -45,6 +45,10 @@ type table struct {
 	// keys is put before key names in messages: "" or "health.".
 	keys string
 	m    map[string]any
+	// invalid is set when the table's key holds another type (reported
+	// once by sub): the table is then empty, and a missing required key is
+	// not worth a second message.
+	invalid bool
 }
 
 // keyPath returns the path of key in t.
@@ -226,10 +230,10 @@ func enum[T ~string](t *table, key string, dst *T, allowed ...T) {
 }
 
 // sub returns the table under key, or an empty one when key is absent or
-// not a table (which is reported).
+// not a table (which is reported, and marks the empty table invalid).
 func (t *table) sub(key, prefix, keys string) *table {
-	m, _ := get[map[string]any](t, key, "a table")
-	return &table{d: t.d, path: t.keyPath(key), prefix: prefix, keys: keys, m: m}
+	m, ok := get[map[string]any](t, key, "a table")
+	return &table{d: t.d, path: t.keyPath(key), prefix: prefix, keys: keys, m: m, invalid: t.has(key) && !ok}
 }
 
 // list returns the tables of an array of tables or of an array of inline

@@ -66,8 +66,9 @@ func parseAddr(s string) (netip.Addr, error) {
 	return a, nil
 }
 
-// checkHostname checks a DNS host name (the probe's HELO).
-func checkHostname(s string) error {
+// CheckHostname checks a DNS host name (the probe's HELO): the rule of the
+// helo key, also applied to `dsrlb probe --helo`.
+func CheckHostname(s string) error {
 	if s == "" {
 		return errors.New("is empty")
 	}
@@ -104,9 +105,12 @@ func isAlnum(c byte) bool {
 // address besides letters and digits: RFC 5321 atext without quotes.
 const mailboxLocalBytes = ".!#$%&*+/=?^_{|}~-"
 
-// checkMailbox checks a plain address local@domain, as used in MAIL FROM
-// and RCPT TO: no spaces, angle brackets, quotes or control characters.
-func checkMailbox(s string) error {
+// CheckMailbox checks a plain address local@domain, as used in MAIL FROM
+// and RCPT TO: no spaces, angle brackets, quotes or control characters (so
+// no CR/LF can smuggle another SMTP command, such as DATA, into a probe).
+// It is the rule of mail_from and rcpt_to, also applied to `dsrlb probe
+// --from/--rcpt`.
+func CheckMailbox(s string) error {
 	at := strings.LastIndexByte(s, '@')
 	if at <= 0 || at == len(s)-1 || len(s) > 254 {
 		return errors.New("is not a plain address like user@example.org")
@@ -116,7 +120,7 @@ func checkMailbox(s string) error {
 			return fmt.Errorf("has %q in its local part (no spaces, <, >, quotes or control characters)", string(c))
 		}
 	}
-	if err := checkHostname(s[at+1:]); err != nil {
+	if err := CheckHostname(s[at+1:]); err != nil {
 		return fmt.Errorf("has a bad domain: %v", err)
 	}
 	return nil
@@ -165,7 +169,7 @@ func checkListen(s string) error {
 	if _, err := netip.ParseAddr(host); err == nil {
 		return nil
 	}
-	if checkHostname(host) != nil {
+	if CheckHostname(host) != nil {
 		return fmt.Errorf("has host %q: want an IP address or a host name", host)
 	}
 	return nil

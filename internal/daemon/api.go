@@ -80,6 +80,10 @@ func (d *Daemon) SetDrain(req DrainRequest) error {
 	if err := checkDrainTarget(cfg, req.VIP, req.Backend); err != nil {
 		return err
 	}
+	// One change at a time from file to d.admin, so a slower request
+	// cannot put back an admin state older than a faster one's.
+	d.adminMu.Lock()
+	defer d.adminMu.Unlock()
 	if err := SetAdminDrain(cfg.LB.StateDir, req.VIP, req.Backend, req.Drain); err != nil {
 		return err
 	}

@@ -59,6 +59,12 @@ type Daemon struct {
 
 	kick chan struct{}
 	bgp  bgpNode // BGP announcements through BIRD (bgp.go)
+
+	// adminMu serialises SetDrain: the file write, then d.admin.
+	adminMu sync.Mutex
+	// retired are ids of pairs removed by apply, marked unused and freed
+	// by reconcile once the rings no longer point at them.
+	retired []uint32
 }
 
 // vipState is the applied state of one VIP.

@@ -32,6 +32,9 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		vs, err := d.applyVIP(v, old[v.Name])
 		if err != nil {
 			errs = append(errs, err)
+			if o := old[v.Name]; o != nil {
+				next[v.Name] = o // keeps serving as before, not torn down
+			}
 			continue
 		}
 		next[v.Name] = vs
@@ -57,30 +60,64 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	if err := d.manageAddresses(cfg); err != nil {
 		errs = append(errs, err)
 	}
-	d.checker.Replace(d.healthTargets(cfg))
+	if err := d.checker.Replace(d.healthTargets(cfg)); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
-// applyVIP creates or updates one VIP's ids and map entries.
+// applyVIP creates or updates one VIP's ids and map entries. Every id the
+// VIP needs is allocated before anything is changed, so a VIP that cannot
+// be applied (ids exhausted, map update refused) keeps its running state
+// whole: no pair is released half-way and no id is leaked.
 func (d *Daemon) applyVIP(v config.VIP, vs *vipState) (*vipState, error) {
+	fresh := map[string]uint32{} // backend -> newly allocated real id
+	undo := func() {
+		for _, id := range fresh {
+			d.realID.Free(id)
+		}
+	}
+	for _, vb := range v.Backends {
+		b, _ := d.cfg.Backend(vb.Name)
+		var rs *realState
+		if vs != nil {
+			rs = vs.reals[vb.Name]
+		}
+		if rs != nil && rs.backend.Address == b.Address {
+			continue // the pair stands as it is
+		}
+		if _, ok := d.state.RealIDs[pairKey(v.Name, vb.Name)]; ok && rs == nil {
+			continue // adopted from state_dir (pinned maps reused)
+		}
+		id, err := d.realID.Alloc()
+		if err != nil {
+			undo()
+			return nil, fmt.Errorf("vip %q backend %q: %w", v.Name, vb.Name, err)
+		}
+		fresh[vb.Name] = id
+	}
 	if vs == nil {
 		vs = &vipState{reals: map[string]*realState{}, born: time.Now()}
 		id, ok := d.state.VIPIDs[v.Name]
 		if !ok {
 			var err error
 			if id, err = d.vipIDs.Alloc(); err != nil {
+				undo()
 				return nil, fmt.Errorf("vip %q: %w", v.Name, err)
 			}
-			d.state.VIPIDs[v.Name] = id
 			d.dp.ResetVIPCounters(id)
 			d.dp.ClearRing(id)
+			prev := undo
+			undo = func() { prev(); d.vipIDs.Free(id) }
 		}
 		vs.id = id
 	}
-	vs.cfg = v
 	if err := d.dp.SetVIP(v.Address, v.Ports, vs.id, vipFlags(v)); err != nil {
-		return nil, err
+		undo()
+		return nil, fmt.Errorf("vip %q: %w", v.Name, err)
 	}
+	d.state.VIPIDs[v.Name] = vs.id
+	vs.cfg = v
 	keep := map[string]bool{}
 	for _, vb := range v.Backends {
 		keep[vb.Name] = true
@@ -91,14 +128,12 @@ func (d *Daemon) applyVIP(v config.VIP, vs *vipState) (*vipState, error) {
 				d.releaseReal(v.Name, vb.Name, rs)
 			}
 			key := pairKey(v.Name, vb.Name)
-			id, ok := d.state.RealIDs[key]
-			if !ok || rs != nil {
-				var err error
-				if id, err = d.realID.Alloc(); err != nil {
-					return nil, fmt.Errorf("vip %q backend %q: %w", v.Name, vb.Name, err)
-				}
+			id, ok := fresh[vb.Name]
+			if ok {
 				d.state.RealIDs[key] = id
 				d.dp.ResetRealCounters(id)
+			} else {
+				id = d.state.RealIDs[key]
 			}
 			rs = &realState{id: id, state: maps.RealDown, reason: "not probed yet"}
 			vs.reals[vb.Name] = rs
@@ -121,13 +156,29 @@ func vipFlags(v config.VIP) uint32 {
 	return 0
 }
 
-// releaseReal retires a pair: marked unused (its flows re-pick) and its id
-// queued for reuse later.
+// releaseReal retires a pair. Its reals entry is marked unused (its flows
+// re-pick) and its id queued for reuse only by the next reconcile, after
+// the ring that still points at it has been swapped: until then a SYN
+// hashed to one of its slots still finds it up instead of falling to the
+// local stack (the sorry server's 421).
 func (d *Daemon) releaseReal(vip, backend string, rs *realState) {
-	d.dp.SetReal(rs.id, maps.Real{State: maps.RealUnused})
-	d.realID.Free(rs.id)
+	d.retired = append(d.retired, rs.id)
 	delete(d.state.RealIDs, pairKey(vip, backend))
 	delete(d.state.Health, pairKey(vip, backend))
+}
+
+// retirePairs marks the released pairs unused and frees their ids; called
+// once no ring points at them.
+func (d *Daemon) retirePairs() error {
+	var errs []error
+	for _, id := range d.retired {
+		if err := d.dp.SetReal(id, maps.Real{State: maps.RealUnused}); err != nil {
+			errs = append(errs, fmt.Errorf("retire pair id %d: %w", id, err))
+		}
+		d.realID.Free(id)
+	}
+	d.retired = nil
+	return errors.Join(errs...)
 }
 
 // releaseVIP retires a removed VIP.
@@ -226,10 +277,15 @@ func (d *Daemon) reconcile() error {
 			}
 		}
 	}
+	ringsOK := true
 	for _, vs := range d.vips {
 		if err := d.updateRing(vs); err != nil {
 			errs = append(errs, err)
+			ringsOK = false
 		}
+	}
+	if ringsOK {
+		errs = append(errs, d.retirePairs())
 	}
 	d.announceVIPs()
 	for _, rs := range later {

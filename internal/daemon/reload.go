@@ -29,15 +29,25 @@ func (d *Daemon) reload(why string) {
 		d.log.Error("config reload refused: nothing changed", "why", why, "err", err)
 		return
 	}
-	if err := d.apply(cfg); err != nil {
-		d.log.Error("config reload applied with errors", "why", why, "err", err)
-	}
+	applyErr := d.apply(cfg)
 	d.mu.Lock()
-	d.reloadErr = nil
-	d.reloads["success"]++
+	if applyErr != nil {
+		// Valid, but not every part could be applied: what failed keeps
+		// running as before, and the operator must see it in status and
+		// metrics, not only in the log.
+		d.reloadErr = fmt.Errorf("%s: applied with errors (what failed runs as before): %w", cfg.Path, applyErr)
+		d.reloads["failure"]++
+	} else {
+		d.reloadErr = nil
+		d.reloads["success"]++
+	}
 	d.mu.Unlock()
 	if err := d.saveState(); err != nil {
 		d.log.Error("save state", "err", err)
+	}
+	if applyErr != nil {
+		d.log.Error("config reload applied with errors", "why", why, "err", applyErr)
+		return
 	}
 	d.log.Info("config reloaded", "why", why, "vips", len(cfg.VIPs), "backends", len(cfg.Backends))
 }

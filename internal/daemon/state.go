@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/dsrlb/dsrlb/internal/health"
 )
 
@@ -38,6 +40,8 @@ const (
 	stateFile = "state.json"
 	adminFile = "admin.json"
 	lockFile  = "dsrlb.lock"
+	// adminLockFile serialises changes to adminFile.
+	adminLockFile = "admin.lock"
 )
 
 // readJSON reads path into v; a missing file leaves v untouched.
@@ -99,6 +103,16 @@ func SetAdminDrain(dir, vip, backend string, drained bool) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
+	// Read-modify-write under a lock of its own (the daemon holds the
+	// state_dir lock): two drains at once must not lose one of them.
+	lock, err := os.OpenFile(filepath.Join(dir, adminLockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("lock admin state: %w", err)
+	}
+	defer lock.Close()
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock admin state %s: %w", lock.Name(), err)
+	}
 	_, a, err := loadState(dir)
 	if err != nil {
 		return err
@@ -107,6 +121,9 @@ func SetAdminDrain(dir, vip, backend string, drained bool) error {
 		vip = "*"
 	}
 	k := pairKey(vip, backend)
+	if !drained && vip != "*" && a.Drained[pairKey("*", backend)] {
+		return fmt.Errorf("%s is drained for every VIP: `dsrlb undrain %s` (without --vip) ends that drain", backend, backend)
+	}
 	if drained {
 		a.Drained[k] = true
 	} else {

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"slices"
 	"time"
 )
 
@@ -132,6 +131,5 @@ func (d *Daemon) Status() (Status, error) {
 		}
 		st.VIPs = append(st.VIPs, vst)
 	}
-	slices.SortStableFunc(st.VIPs, func(a, b VIPStatus) int { return 0 })
 	return st, nil
 }

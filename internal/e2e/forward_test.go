@@ -235,9 +235,19 @@ func TestReload(t *testing.T) {
 	}
 	os.WriteFile(e.node.Config, []byte(fixed), 0o600)
 	e.node.Signal(syscall.SIGHUP)
-	e.waitFor("EX3 gone from the internet VIP", 5*time.Second, func(st daemon.Status) bool {
+	// Gone from status is not enough: the ring without EX3 is swapped in by
+	// the reconcile after the reload, and only then do EX1 and EX2 hold it all.
+	e.waitFor("EX3 gone from the internet VIP and its ring", 5*time.Second, func(st daemon.Status) bool {
 		_, ok := labnode.Backend(st, labnode.InternetVIP, "EX3")
-		return !ok && st.Node.ReloadError == ""
+		var share float64
+		for _, v := range st.VIPs {
+			if v.Name == labnode.InternetVIP {
+				for _, b := range v.Backends {
+					share += b.RingShare
+				}
+			}
+		}
+		return !ok && st.Node.ReloadError == "" && share > 0.999
 	})
 	before := e.sessionsFrom(e.lab.Clients[0], labnode.InternetAddr)[2]
 	e.send(e.lab.Clients[0], labnode.InternetAddr, "sender@outside.example", 15)

@@ -117,9 +117,26 @@ func (pr Prober) Probe(ctx context.Context, addr netip.AddrPort, p config.Health
 		p.TarpitThreshold = p.Timeout
 	}
 	s := &session{prober: pr, profile: p, ctx: ctx}
-	s.run(addr)
+	if err := checkCommandArgs(p); err != nil {
+		// Never on the wire: a line break would smuggle in a command (DATA).
+		s.decide(Bad, "", "probe profile: "+err.Error())
+	} else {
+		s.run(addr)
+	}
 	s.res.CheckedAt = pr.now()
 	return s.res
+}
+
+// checkCommandArgs refuses profile values that would break out of their
+// SMTP command line. config validation refuses far more; this is the
+// probe's own guarantee for callers that build a profile by hand.
+func checkCommandArgs(p config.Health) error {
+	for _, f := range []struct{ key, v string }{{"helo", p.HELO}, {"mail_from", p.MailFrom}, {"rcpt_to", p.RcptTo}} {
+		if strings.ContainsAny(f.v, "\r\n") {
+			return fmt.Errorf("%s %q holds a line break", f.key, f.v)
+		}
+	}
+	return nil
 }
 
 func (pr Prober) now() time.Time {
@@ -329,7 +346,8 @@ func (s *session) startTLS() bool {
 		return false
 	}
 	if r.code != 220 {
-		if mode == config.StartTLSRequire || r.class() == 5 {
+		// A 421 closes the channel: nothing can go on in plain text either.
+		if mode == config.StartTLSRequire || r.class() == 5 || r.code == 421 {
 			s.decide(Bad, r.line(), "STARTTLS refused: "+r.line())
 			return false
 		}

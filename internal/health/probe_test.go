@@ -319,15 +319,18 @@ func TestProbeQuitNeverData(t *testing.T) {
 // pressure, the probe returns within the threshold plus a little, and QUIT
 // is still written for the server to read when its delay ends.
 func TestProbeTarpit(t *testing.T) {
-	srv := healthtest.Start(t, healthtest.Backend{MailDelay: 600 * time.Millisecond})
+	// The reply comes long after the threshold, so a probe that waited for
+	// it cannot pass the bound below, even on a loaded machine.
+	const delay = 4 * time.Second
+	srv := healthtest.Start(t, healthtest.Backend{MailDelay: delay})
 	p := testProfile()
 	p.TarpitThreshold = 200 * time.Millisecond
 	start := time.Now()
 	res := Probe(context.Background(), srv.Addr, p)
 	elapsed := time.Since(start)
 	checkResult(t, res, BackPressure, "", "tarpit: no reply to MAIL FROM within 200ms")
-	if elapsed > p.TarpitThreshold+150*time.Millisecond {
-		t.Errorf("probe took %s, want at most threshold %s + 150ms", elapsed, p.TarpitThreshold)
+	if elapsed >= delay-time.Second {
+		t.Errorf("probe took %s: it waited for the tarpitted reply (threshold %s, reply after %s)", elapsed, p.TarpitThreshold, delay)
 	}
 	if res.Latency < p.TarpitThreshold {
 		t.Errorf("latency %s, want at least the threshold %s", res.Latency, p.TarpitThreshold)
@@ -426,11 +429,54 @@ func TestProbeCancel(t *testing.T) {
 // waitFor polls cond for up to 2s.
 func waitFor(t *testing.T, cond func() bool, failure string) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
+	deadline := time.Now().Add(10 * time.Second) // generous: it returns as soon as cond holds
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatal(failure)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestProbeSTARTTLS421: a 421 to STARTTLS closes the channel, so even in
+// "try" mode the probe must not go on in plain text (it would blame MAIL
+// FROM for the closed connection): the 421 decides, and no QUIT follows.
+func TestProbeSTARTTLS421(t *testing.T) {
+	srv := scripted(t, "220 mx.test ESMTP\r\n", map[string]string{
+		"EHLO":     "250-mx.test\r\n250 STARTTLS\r\n",
+		"STARTTLS": "421 4.3.2 Service not available, closing transmission channel\r\n",
+		"MAIL":     "250 2.1.0 Sender OK\r\n",
+		"RSET":     "250 2.0.0 Resetting\r\n",
+	})
+	p := testProfile()
+	p.StartTLS = config.StartTLSTry
+	res := Probe(context.Background(), srv.Addr, p)
+	checkResult(t, res, Bad, "421 4.3.2 Service not available, closing transmission channel",
+		"STARTTLS refused: 421 4.3.2 Service not available, closing transmission channel")
+	waitFor(t, func() bool { open, _, _ := srv.Sessions(); return open == 0 }, "session left open")
+	if n := srv.Count("MAIL") + srv.Count("QUIT"); n != 0 {
+		t.Errorf("the probe went on after the 421 (commands %q)", srv.Commands())
+	}
+}
+
+// TestProbeRefusesLineBreaks: a profile value with a line break would
+// smuggle another command (DATA) into the session; the probe refuses it
+// without connecting.
+func TestProbeRefusesLineBreaks(t *testing.T) {
+	srv := healthtest.Start(t, healthtest.Backend{})
+	for _, set := range []func(*config.Health){
+		func(p *config.Health) { p.MailFrom = "probe@outside.example>\r\nDATA" },
+		func(p *config.Health) { p.HELO = "probe.test\nDATA" },
+		func(p *config.Health) { p.RcptTo = "postmaster@corp.example>\rDATA" },
+	} {
+		p := testProfile()
+		set(&p)
+		res := Probe(context.Background(), srv.Addr, p)
+		if res.Verdict != Bad || !strings.HasPrefix(res.Reason, "probe profile: ") || len(res.Transcript) != 0 {
+			t.Errorf("verdict %s, reason %q, transcript %q; want bad, a profile reason, nothing sent", res.Verdict, res.Reason, res.Transcript)
+		}
+	}
+	if _, _, total := srv.Sessions(); total != 0 {
+		t.Errorf("the server saw %d sessions (commands %q), want none", total, srv.Commands())
 	}
 }
