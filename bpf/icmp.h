@@ -21,15 +21,21 @@ struct icmp_hdr {
 	__be32 rest; /* unused or next-hop MTU */
 };
 
-/* reverse_flow turns the quoted VIP -> client tuple into client -> VIP. */
-static __always_inline void reverse_flow(struct flow_key *inner, struct flow_key *out)
+/* reverse_flow turns the quoted VIP -> client tuple into client -> VIP.
+ * The error must be addressed to the quoted packet's source (the VIP): the
+ * outer destination, already in out->dst, must equal it, else the message
+ * is not ours (a forged error quoting a VIP flow, sent elsewhere). */
+static __always_inline int reverse_flow(struct flow_key *inner, struct flow_key *out)
 {
+	if (__builtin_memcmp(out->dst, inner->src, 16))
+		return PARSE_NOT_OURS;
 	__builtin_memcpy(out->src, inner->dst, 16);
 	__builtin_memcpy(out->dst, inner->src, 16);
 	out->sport = inner->dport;
 	out->dport = inner->sport;
 	out->proto = inner->proto;
 	out->family = inner->family;
+	return PARSE_ICMP_PTB;
 }
 
 /* parse_icmp4_ptb parses an ICMPv4 frag-needed carrying a TCP packet. */
@@ -46,8 +52,7 @@ static __always_inline int parse_icmp4_ptb(struct cursor *c, struct flow_key *fl
 		return PARSE_NOT_OURS;
 	if (parse_tcp(c, &inner, 0, 0))
 		return PARSE_NOT_OURS;
-	reverse_flow(&inner, flow);
-	return PARSE_ICMP_PTB;
+	return reverse_flow(&inner, flow);
 }
 
 /* parse_icmp6_ptb parses an ICMPv6 packet-too-big carrying a TCP packet. */
@@ -70,8 +75,7 @@ static __always_inline int parse_icmp6_ptb(struct cursor *c, struct flow_key *fl
 	c->pos = ip6 + 1;
 	if (parse_tcp(c, &inner, 0, 0))
 		return PARSE_NOT_OURS;
-	reverse_flow(&inner, flow);
-	return PARSE_ICMP_PTB;
+	return reverse_flow(&inner, flow);
 }
 
 #endif

@@ -137,7 +137,7 @@ static __always_inline int parse_tcp(struct cursor *c, struct flow_key *flow, __
 {
 	struct tcphdr *tcp = c->pos;
 	if (need_full) {
-		if ((void *)(tcp + 1) > c->end)
+		if ((void *)(tcp + 1) > c->end || tcp->doff < 5)
 			return -1;
 		*flags = ((__u8 *)tcp)[TCP_FLAGS_OFFSET];
 	} else if ((void *)tcp + 8 > c->end) {

@@ -270,17 +270,22 @@ func serialize(t testing.TB, ls ...gopacket.SerializableLayer) []byte {
 // icmpPTB builds the ICMP error a router sends to the VIP about a packet
 // the backend sent (VIP -> client) that was too big.
 func icmpPTB(t testing.TB, client, vip netip.AddrPort, router netip.Addr) []byte {
+	return icmpPTBTo(t, client, vip, router, vip.Addr())
+}
+
+// icmpPTBTo is icmpPTB with the error addressed to dst (a VIP, normally).
+func icmpPTBTo(t testing.TB, client, vip netip.AddrPort, router, dst netip.Addr) []byte {
 	t.Helper()
 	quoted := pkt{src: vip, dst: client, flags: "A", payload: bytes.Repeat([]byte{1}, 16)}.frame(t)[14:]
 	eth := &layers.Ethernet{SrcMAC: routerMAC, DstMAC: ifMAC}
 	if vip.Addr().Is4() {
 		eth.EthernetType = layers.EthernetTypeIPv4
-		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: router.AsSlice(), DstIP: vip.Addr().AsSlice()}
+		ip := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolICMPv4, SrcIP: router.AsSlice(), DstIP: dst.AsSlice()}
 		icmp := &layers.ICMPv4{TypeCode: layers.CreateICMPv4TypeCode(3, 4), Seq: 1400}
 		return serialize(t, eth, ip, icmp, gopacket.Payload(quoted))
 	}
 	eth.EthernetType = layers.EthernetTypeIPv6
-	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolICMPv6, SrcIP: router.AsSlice(), DstIP: vip.Addr().AsSlice()}
+	ip := &layers.IPv6{Version: 6, HopLimit: 64, NextHeader: layers.IPProtocolICMPv6, SrcIP: router.AsSlice(), DstIP: dst.AsSlice()}
 	icmp := &layers.ICMPv6{TypeCode: layers.CreateICMPv6TypeCode(2, 0)}
 	icmp.SetNetworkLayerForChecksum(ip)
 	return serialize(t, eth, ip, icmp, gopacket.Payload(append([]byte{0, 0, 5, 0x78}, quoted...)))
@@ -291,3 +296,11 @@ func ap(a netip.Addr, port uint16) netip.AddrPort { return netip.AddrPortFrom(a,
 func clientPort(i int) uint16 { return uint16(20000 + i) }
 
 func (p pkt) String() string { return fmt.Sprintf("%s->%s %s", p.src, p.dst, p.flags) }
+
+// badDataOffset sets the TCP header length of an untagged IPv4 frame
+// without options to 4 words (less than a TCP header).
+func badDataOffset(t testing.TB, frame []byte) []byte {
+	out := bytes.Clone(frame)
+	out[14+20+12] = 4 << 4
+	return out
+}

@@ -49,15 +49,17 @@ func TestPassMatrix(t *testing.T) {
 	tb.addVIP(2, vip6, []uint16{25}, 0, 2)
 	other4 := netip.MustParseAddr("198.51.100.26")
 	cases := map[string][]byte{
-		"non-VIP address":  pkt{src: ap(client4, 1), dst: ap(other4, 25), flags: "S"}.frame(t),
-		"VIP other port":   pkt{src: ap(client4, 1), dst: ap(vip4, 80), flags: "S"}.frame(t),
-		"VIP6 other port":  pkt{src: ap(client6, 1), dst: ap(vip6, 443), flags: "S"}.frame(t),
-		"source is VIP":    pkt{src: ap(vip4, 25), dst: ap(client4, 1), flags: "SA"}.frame(t),
-		"arp":              arpRequest(t, vip4),
-		"vlan non-VIP":     pkt{src: ap(client4, 1), dst: ap(other4, 25), flags: "S", vlans: []uint16{5}}.frame(t),
-		"three vlan tags":  pkt{src: ap(client4, 1), dst: ap(vip4, 25), flags: "S", vlans: []uint16{5, 6, 7}}.frame(t),
-		"udp to VIP port":  udpFrame(t, client4, vip4, 25),
-		"icmp echo to VIP": icmpEcho(t, client4, vip4),
+		"non-VIP address":                       pkt{src: ap(client4, 1), dst: ap(other4, 25), flags: "S"}.frame(t),
+		"VIP other port":                        pkt{src: ap(client4, 1), dst: ap(vip4, 80), flags: "S"}.frame(t),
+		"VIP6 other port":                       pkt{src: ap(client6, 1), dst: ap(vip6, 443), flags: "S"}.frame(t),
+		"source is VIP":                         pkt{src: ap(vip4, 25), dst: ap(client4, 1), flags: "SA"}.frame(t),
+		"arp":                                   arpRequest(t, vip4),
+		"vlan non-VIP":                          pkt{src: ap(client4, 1), dst: ap(other4, 25), flags: "S", vlans: []uint16{5}}.frame(t),
+		"three vlan tags":                       pkt{src: ap(client4, 1), dst: ap(vip4, 25), flags: "S", vlans: []uint16{5, 6, 7}}.frame(t),
+		"udp to VIP port":                       udpFrame(t, client4, vip4, 25),
+		"icmp echo to VIP":                      icmpEcho(t, client4, vip4),
+		"ptb quoting a VIP flow sent elsewhere": icmpPTBTo(t, ap(client4, 1), ap(vip4, 25), client4, other4),
+		"tcp header length 4 words":             badDataOffset(t, pkt{src: ap(client4, 1), dst: ap(vip4, 25), flags: "S"}.frame(t)),
 	}
 	for name, frame := range cases {
 		t.Run(name, func(t *testing.T) {
