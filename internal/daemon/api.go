@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -105,13 +106,13 @@ func (d *Daemon) startServers(ctx context.Context, wg *sync.WaitGroup) error {
 	if err != nil {
 		return err
 	}
-	serve(ctx, wg, &http.Server{Handler: d.apiHandler()}, l, func() { os.Remove(lb.APISocket) })
+	serve(ctx, wg, d.log, &http.Server{Handler: d.apiHandler()}, l, func() { os.Remove(lb.APISocket) })
 	if lb.MetricsListen != "" {
 		ml, err := net.Listen("tcp", lb.MetricsListen)
 		if err != nil {
 			return fmt.Errorf("metrics_listen %s: %w", lb.MetricsListen, err)
 		}
-		serve(ctx, wg, &http.Server{Handler: d.metricsHandler()}, ml, nil)
+		serve(ctx, wg, d.log, &http.Server{Handler: d.metricsHandler()}, ml, nil)
 	}
 	if lb.WebListen != "" {
 		if err := d.startWeb(ctx, wg); err != nil {
@@ -119,7 +120,8 @@ func (d *Daemon) startServers(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 	}
 	if lb.SorryServer {
-		if err := d.startSorry(ctx, wg); err != nil {
+		d.sorry = newSorryServer(ctx, wg)
+		if err := d.sorry.sync(d.currentConfig()); err != nil {
 			return err
 		}
 	}
@@ -127,12 +129,12 @@ func (d *Daemon) startServers(ctx context.Context, wg *sync.WaitGroup) error {
 }
 
 // serve runs srv on l until ctx ends.
-func serve(ctx context.Context, wg *sync.WaitGroup, srv *http.Server, l net.Listener, after func()) {
+func serve(ctx context.Context, wg *sync.WaitGroup, log *slog.Logger, srv *http.Server, l net.Listener, after func()) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
 		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			_ = err
+			log.Error("server stopped", "listen", l.Addr().String(), "err", err)
 		}
 		if after != nil {
 			after()

@@ -55,6 +55,7 @@ type Daemon struct {
 	vips   map[string]*vipState // by VIP name
 	macs   map[netip.Addr]net.HardwareAddr
 	rates  rateTracker
+	sorry  *sorryServer // nil without sorry_server
 	lock   *os.File
 
 	kick chan struct{}
@@ -371,4 +372,11 @@ func (d *Daemon) pathProbe(vip config.VIP, b config.Backend) func(ctx context.Co
 		return vippath.Probe(ctx, vippath.Params{IfIndex: d.link.Index, SrcMAC: d.link.MAC, DstMAC: mac, Src: src,
 			VIP: netip.AddrPortFrom(vip.Address, vip.Ports[0]), Timeout: vip.Health.Timeout})
 	}
+}
+
+// currentConfig returns the running config.
+func (d *Daemon) currentConfig() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/dsrlb/dsrlb/internal/config"
@@ -30,6 +31,11 @@ func (d *Daemon) reload(why string) {
 		return
 	}
 	applyErr := d.apply(cfg)
+	if d.sorry != nil {
+		if err := d.sorry.sync(cfg); err != nil {
+			applyErr = errors.Join(applyErr, err)
+		}
+	}
 	d.mu.Lock()
 	if applyErr != nil {
 		// Valid, but not every part could be applied: what failed keeps

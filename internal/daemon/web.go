@@ -44,7 +44,7 @@ func (d *Daemon) startWeb(ctx context.Context, wg *sync.WaitGroup) error {
 		}
 	}()
 	srv := &http.Server{Handler: webview.Handler(d.statusJSON, rec), ReadHeaderTimeout: 5 * time.Second}
-	serve(ctx, wg, srv, l, nil)
+	serve(ctx, wg, d.log, srv, l, nil)
 	d.log.Info("web view listening", "address", l.Addr().String())
 	return nil
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -253,6 +254,27 @@ func TestReload(t *testing.T) {
 	e.send(e.lab.Clients[0], labnode.InternetAddr, "sender@outside.example", 15)
 	if after := e.sessionsFrom(e.lab.Clients[0], labnode.InternetAddr)[2]; after != before {
 		t.Fatal("removed backend still got sessions")
+	}
+
+	// A VIP added by a reload, with no usable backend, gets the sorry
+	// server's 421 like the VIPs present at start.
+	late := fixed + fmt.Sprintf("\n[[backend]]\nname = \"GHOST\"\naddress = \"10.77.0.250\"\n\n[[vip]]\nname = \"late\"\naddress = %q\nports = [25]\nbackends = [{ name = \"GHOST\" }]\n", labnode.SpareAddr)
+	os.WriteFile(e.node.Config, []byte(late), 0o600)
+	e.node.Signal(syscall.SIGHUP)
+	e.waitFor("the late VIP in status", 5*time.Second, func(st daemon.Status) bool {
+		_, ok := labnode.Backend(st, "late", "GHOST")
+		return ok && st.Node.ReloadError == ""
+	})
+	var line string
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		if line, _ = readGreeting(e.lab.Clients[0], netip.AddrPortFrom(labnode.SpareAddr, 25)); line == daemon.SorryReply {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if line != daemon.SorryReply {
+		t.Fatalf("VIP added by reload: greeting %q, want the sorry server's %q", line, daemon.SorryReply)
 	}
 }
 
