@@ -110,11 +110,18 @@ func (a *Announcer) Set(names []string) error {
 	if err == nil && !configured(lines) {
 		err = fmt.Errorf("birdc configure: unexpected reply %v", lines)
 	}
-	if errors.Is(err, ErrBirdConfig) && readErr == nil && string(old) != text {
-		if rerr := writeAtomic(path, old); rerr != nil {
-			return errors.Join(err, fmt.Errorf("put back the previous %s: %w", path, rerr))
+	if errors.Is(err, ErrBirdConfig) {
+		switch {
+		case readErr == nil && string(old) != text:
+			if rerr := writeAtomic(path, old); rerr != nil {
+				return errors.Join(err, fmt.Errorf("put back the previous %s: %w", path, rerr))
+			}
+			a.current, _ = announcedIn(string(old))
+		case readErr != nil:
+			// No previous file to put back: BIRD runs without ours, so
+			// nothing of ours is announced.
+			a.current = nil
 		}
-		a.current, _ = announcedIn(string(old))
 	}
 	if err != nil {
 		return fmt.Errorf("bgp: %w", err)

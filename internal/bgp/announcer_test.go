@@ -283,3 +283,22 @@ func TestAnnouncerPutsBackRefusedFile(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnouncerRefusedFirstFileAnnouncesNothing: when BIRD refuses the very
+// first file (none to put back), Current must not claim its VIPs.
+func TestAnnouncerRefusedFirstFileAnnouncesNothing(t *testing.T) {
+	dir := t.TempDir()
+	b, vips := testConfig(dir)
+	fake := filepath.Join(dir, "birdc-refuses")
+	script := "#!/bin/sh\necho '0001 BIRD 2.0.12 ready.'\necho '8002 " + b.BirdConfig + ":3:1 syntax error'\nexit 1\n"
+	if err := os.WriteFile(fake, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	a := New(b, vips, Options{Birdc: fake})
+	if err := a.Set([]string{"internet"}); !errors.Is(err, ErrBirdConfig) {
+		t.Fatalf("err = %v, want ErrBirdConfig", err)
+	}
+	if cur := a.Current(); len(cur) != 0 {
+		t.Fatalf("Current = %v after BIRD refused the first file, want nothing", cur)
+	}
+}

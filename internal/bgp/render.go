@@ -227,9 +227,16 @@ func check(b config.BGP) error {
 	return nil
 }
 
-// checkRoute re-checks a route: a host prefix of a plain address, standard
+// checkRoute re-checks a route: a host prefix of a plain address, VIP
+// names that config accepts (they go into comments and the announced-VIPs
+// line, so a newline or a space would change the file), standard
 // communities within 16 bits.
 func checkRoute(r Route) error {
+	for _, n := range r.VIPs {
+		if !config.ValidName(n) {
+			return fmt.Errorf("bgp: vip name %q is not a valid name", n)
+		}
+	}
 	a := r.Prefix.Addr()
 	if !a.IsValid() || a.Zone() != "" || a.Is4In6() || r.Prefix.Bits() != a.BitLen() {
 		return fmt.Errorf("bgp: vip %v: %v is not a host prefix of a plain address", r.VIPs, r.Prefix)

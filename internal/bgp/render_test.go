@@ -122,6 +122,11 @@ func TestRenderRefusesInjection(t *testing.T) {
 		{"hold time", func(b *config.BGP, _ []config.VIP) { b.HoldTime = 1500 * time.Millisecond }},
 		{"peer zone", func(b *config.BGP, _ []config.VIP) { b.Peers[1].Address = netip.MustParseAddr("fe80::1%eth0") }},
 		{"peer twice", func(b *config.BGP, _ []config.VIP) { b.Peers[1] = b.Peers[0] }},
+		{"vip name newline", func(_ *config.BGP, v []config.VIP) {
+			// The name goes into comments; a newline would end the comment.
+			v[2].Name = "relay\nprotocol bgp evil { neighbor 192.0.2.66 as 666; ipv4 { export all; }; }"
+		}},
+		{"vip name space", func(_ *config.BGP, v []config.VIP) { v[2].Name = "relay extra" }},
 		{"community 16 bits", func(_ *config.BGP, v []config.VIP) {
 			v[2].BGPCommunities = []config.BGPCommunity{{Global: 70000, Local1: 1}}
 		}},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -43,7 +45,11 @@ func (d *Daemon) startWeb(ctx context.Context, wg *sync.WaitGroup) error {
 			}
 		}
 	}()
-	srv := &http.Server{Handler: webview.Handler(d.statusJSON, rec), ReadHeaderTimeout: 5 * time.Second}
+	var h http.Handler = webview.Handler(d.statusJSON, rec)
+	if isLoopbackListen(l.Addr()) {
+		h = loopbackHostOnly(h)
+	}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	serve(ctx, wg, d.log, srv, l, nil)
 	d.log.Info("web view listening", "address", l.Addr().String())
 	return nil
@@ -90,4 +96,28 @@ func (d *Daemon) statusJSON() ([]byte, error) {
 		return nil, err
 	}
 	return append(b, '\n'), nil
+}
+
+// isLoopbackListen reports whether a listener is bound to a loopback address.
+func isLoopbackListen(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return ok && ta.IP.IsLoopback()
+}
+
+// loopbackHostOnly refuses requests whose Host header is not a loopback
+// address or "localhost". A page on another site can point its own name at
+// 127.0.0.1 (DNS rebinding) and read a loopback-bound view; such requests
+// carry that site's name in Host, and get 403.
+func loopbackHostOnly(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		if ip, err := netip.ParseAddr(strings.Trim(host, "[]")); (err != nil || !ip.IsLoopback()) && !strings.EqualFold(host, "localhost") {
+			http.Error(w, "forbidden: the web view answers only to a loopback Host", http.StatusForbidden)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

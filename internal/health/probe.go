@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/dsrlb/dsrlb/internal/config"
+	"github.com/dsrlb/dsrlb/internal/safetext"
 )
 
 // Verdict is the outcome of one deep probe.
@@ -124,7 +125,21 @@ func (pr Prober) Probe(ctx context.Context, addr netip.AddrPort, p config.Health
 		s.run(addr)
 	}
 	s.res.CheckedAt = pr.now()
-	return s.res
+	return s.res.printable()
+}
+
+// printable escapes the server's text in the result: it reaches the
+// operator's terminal through `dsrlb status` and `dsrlb probe`.
+func (r Result) printable() Result {
+	r.Reply, r.Reason, r.Warning = safetext.Printable(r.Reply), safetext.Printable(r.Reason), safetext.Printable(r.Warning)
+	if r.Transcript != nil {
+		t := make([]string, len(r.Transcript))
+		for i, l := range r.Transcript {
+			t[i] = safetext.Printable(l)
+		}
+		r.Transcript = t
+	}
+	return r
 }
 
 // checkCommandArgs refuses profile values that would break out of their

@@ -480,3 +480,23 @@ func TestProbeRefusesLineBreaks(t *testing.T) {
 		t.Errorf("the server saw %d sessions (commands %q), want none", total, srv.Commands())
 	}
 }
+
+// TestProbeEscapesHostileReply: a reply carrying terminal escapes or bidi
+// overrides reaches `dsrlb status` escaped, and still drives the verdict.
+func TestProbeEscapesHostileReply(t *testing.T) {
+	srv := healthtest.Start(t, healthtest.Backend{MailReply: func(string) error {
+		return healthtest.Reply(452, "4.3.1", "busy \x1b]0;pwned\x07 \u202eKO")
+	}})
+	res := Probe(context.Background(), srv.Addr, testProfile())
+	if res.Verdict != BackPressure {
+		t.Fatalf("verdict %s (%s), want back pressure", res.Verdict, res.Reason)
+	}
+	for _, s := range append([]string{res.Reply, res.Reason}, res.Transcript...) {
+		if strings.ContainsAny(s, "\x1b\x07\u202e") {
+			t.Fatalf("raw control text reached the result: %q", s)
+		}
+	}
+	if want := `452 4.3.1 busy \x1b]0;pwned\x07 \u202eKO`; res.Reply != want {
+		t.Fatalf("reply %q, want %q", res.Reply, want)
+	}
+}

@@ -174,12 +174,14 @@ func (n *Node) Start(ctx context.Context) error {
 	n.mu.Unlock()
 	go func() { cmd.Wait(); close(exited) }()
 
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(startTimeout)
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
+			n.forget(cmd)
 			return fmt.Errorf("dsrlb exited at start:\n%s", n.Logs())
 		case <-ctx.Done():
+			n.kill(cmd, exited)
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
@@ -187,7 +189,28 @@ func (n *Node) Start(ctx context.Context) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("dsrlb did not answer on %s within 20s:\n%s", n.Socket, n.Logs())
+	n.kill(cmd, exited)
+	return fmt.Errorf("dsrlb did not answer on %s within %s:\n%s", n.Socket, startTimeout, n.Logs())
+}
+
+// startTimeout bounds how long Start waits for the daemon's API socket.
+const startTimeout = 20 * time.Second
+
+// kill ends a daemon that failed to start, so that a failed Start leaves
+// no process behind (holding the namespace, the pins and the state lock).
+func (n *Node) kill(cmd *exec.Cmd, exited <-chan struct{}) {
+	cmd.Process.Kill()
+	<-exited
+	n.forget(cmd)
+}
+
+// forget clears n.cmd if it is still cmd.
+func (n *Node) forget(cmd *exec.Cmd) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.cmd == cmd {
+		n.cmd = nil
+	}
 }
 
 // host is the namespace the daemon runs in.

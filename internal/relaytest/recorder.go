@@ -3,6 +3,7 @@ package relaytest
 import (
 	"bufio"
 	"fmt"
+	"github.com/dsrlb/dsrlb/internal/safetext"
 	"net"
 	"strings"
 	"time"
@@ -58,7 +59,7 @@ func (r *recorder) record(d Direction, b []byte) {
 		if nl < 0 {
 			break
 		}
-		text := strings.TrimRight(string(buf[:nl]), "\r")
+		text := safetext.Printable(strings.TrimRight(string(buf[:nl]), "\r"))
 		r.transcript = append(r.transcript, Line{Dir: d, Text: text})
 		if d == Server {
 			r.server = append(r.server, text)
@@ -82,7 +83,7 @@ func (r *recorder) lines() []Line {
 	out := append([]Line(nil), r.transcript...)
 	for i, d := range [2]Direction{Client, Server} {
 		if len(r.partial[i]) > 0 {
-			out = append(out, Line{Dir: d, Text: string(r.partial[i]) + " [no CRLF]"})
+			out = append(out, Line{Dir: d, Text: safetext.Printable(string(r.partial[i])) + " [no CRLF]"})
 		}
 	}
 	return out

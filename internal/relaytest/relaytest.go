@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/dsrlb/dsrlb/internal/safetext"
 	"net"
 	"net/netip"
 	"strconv"
@@ -99,7 +100,9 @@ type Result struct {
 	// Code is the reply code of that step (0 when there was no reply).
 	Code int
 	// Reply is the server's exact reply to that step, one line per reply
-	// line joined with "\n" ("" when there was no reply).
+	// line joined with "\n" ("" when there was no reply), with control
+	// characters and bytes that are not UTF-8 written as \xNN (as in the
+	// Transcript): the reply comes from outside and is printed on a terminal.
 	Reply string
 	// Err describes a failure that is not a reply (connect refused,
 	// timeout, connection closed); nil otherwise.
@@ -116,7 +119,7 @@ func (r Result) Summary(from, to string) string {
 	if reply == "" && r.Err != nil {
 		reply = r.Err.Error()
 	}
-	reply = strings.ReplaceAll(reply, "\n", " | ")
+	reply = safetext.Printable(strings.ReplaceAll(reply, "\n", " | "))
 	switch r.Outcome {
 	case Open:
 		return fmt.Sprintf("OPEN RELAY: %s accepted RCPT TO:<%s> from <%s>: %s", r.Target, to, from, reply)

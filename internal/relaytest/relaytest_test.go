@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emersion/go-smtp"
 
@@ -331,4 +332,35 @@ func TestAll(t *testing.T) {
 	if worst != Closed {
 		t.Errorf("all closed: worst %s, want closed", worst)
 	}
+}
+
+// A hostile server's replies cannot reach the operator's terminal as
+// control sequences: the transcript, the reply and the summary escape
+// them.
+func TestHostileRepliesEscaped(t *testing.T) {
+	const esc = "\x1b]0;owned\x07\x1b[2J"
+	s := startServer(t, policy{
+		banner: "220 mx1.example.test " + esc + " ready \u202e",
+		rcpt:   &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 1, 5}, Message: "ok " + esc + "\xff"},
+	})
+	r := Test(context.Background(), s.addr, testOpts)
+	if r.Outcome != Open {
+		t.Fatalf("got %s %q, want open\n%s", r.Outcome, r.Reply, transcript(r))
+	}
+	texts := []string{r.Reply, r.Summary(testOpts.From, testOpts.To)}
+	for _, l := range r.Transcript {
+		texts = append(texts, l.Text)
+	}
+	for _, s := range texts {
+		if strings.ContainsAny(s, "\x1b\x07\u202e") || !utf8.ValidString(s) {
+			t.Errorf("control or invalid text passed through: %q", s)
+		}
+	}
+	if want := `250 2.1.5 ok \x1b]0;owned\x07\x1b[2J\xff`; r.Reply != want {
+		t.Errorf("reply = %q, want %q", r.Reply, want)
+	}
+	if want := `220 mx1.example.test \x1b]0;owned\x07\x1b[2J ready \u202e`; r.Transcript[0].Text != want {
+		t.Errorf("banner = %q, want %q", r.Transcript[0].Text, want)
+	}
+	wantEnding(t, s)
 }

@@ -79,16 +79,24 @@ func (r Report) costSection(w writer) {
 	w("The kernel reuses one buffer across repeats, so the SYN rows measure the 2nd..Nth identical SYN:")
 	w("with the flood guard off every one is a flow-table insert (the cost of a new connection), with the")
 	w("guard on (200,000 new flows per CPU per second) the guard stops inserting (the cost during a flood).")
+	w("The `-spread` rows run behind a flow spreader (a tiny XDP program that gives every repetition its own")
+	w("source port and address byte, then tail-calls the program): `syn-new-flow` is a SYN of a flow never")
+	w("seen before, so after the first 1M the table is full and every insert evicts (a busy node's steady")
+	w("state). Their ratio is to `bounce-spread`, the bounce behind the same spreader.")
 	w("Katran's balancer measured on this kind of machine (LAB-FACTS): SYN 12.8x, LRU hit 11x, non-VIP pass 4x.")
 	w("")
 	if notMeasured(w, r.CostErr) {
 		return
 	}
 	bounce, _ := findCost(r.Cost, "bounce")
+	spreadBase, spreadOK := findCost(r.Cost, "bounce-spread")
 	w("| packet | min ns | median ns | max ns | x bounce | target | verdict | Katran |")
 	w("| --- | --- | --- | --- | --- | --- | --- | --- |")
 	for _, c := range r.Cost {
 		x := c.Median / bounce.Median
+		if spreadOK && (c.Case == "syn-new-flow" || c.Case == "bounce-spread") {
+			x = c.Median / spreadBase.Median
+		}
 		target, verdict, katran := "", "", ""
 		switch c.Case {
 		case "established":
