@@ -63,10 +63,11 @@ func BenchmarkXDPCost(b *testing.B) {
 			tb.d.ResetFloodWindow()
 		}
 	}
-	spread, spreadTo := flowSpreader(b)
+	spreader := flowSpreader(b)
+	spread := spreader.Program
 	behindSpreader := func(p *ebpf.Program, reset func()) func() {
 		return func() {
-			if err := spreadTo.Put(uint32(0), p); err != nil {
+			if err := spreader.Target(p); err != nil {
 				b.Fatal(err)
 			}
 			if reset != nil {

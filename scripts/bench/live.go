@@ -50,8 +50,6 @@ const (
 	liveSport     = 40000
 	liveRingSize  = 65537
 	liveFlowTable = 1 << 22 // per-CPU LRU lists: each CPU gets a share
-	offSrcLast    = 14 + 15 // last byte of the IPv4 source address
-	offSport      = 14 + 20 // TCP source port (IPv4 without options)
 )
 
 // runLive measures the bounce and dsrlb with BPF_F_TEST_XDP_LIVE_FRAMES.
@@ -126,19 +124,17 @@ func runLive(p Params, logf func(string, ...any)) ([]LiveRow, error) {
 // liveBench holds the programs and maps of the live-frame runs; everything
 // is created inside the benchmark's namespace.
 type liveBench struct {
-	p          Params
-	dp         *maps.Dataplane
-	bounce     *ebpf.Collection
-	sink       *ebpf.Program
-	sinkCount  *ebpf.Map
-	sinkLink   link.Link
-	spreader   *ebpf.Program
-	spreadNext *ebpf.Map
-	progs      *ebpf.Map
-	ifindex    uint32
-	frame      []byte
-	realIDs    []uint32
-	populated  int
+	p         Params
+	dp        *maps.Dataplane
+	bounce    *ebpf.Collection
+	sink      *ebpf.Program
+	sinkCount *ebpf.Map
+	sinkLink  link.Link
+	spreader  *maps.FlowSpreader
+	ifindex   uint32
+	frame     []byte
+	realIDs   []uint32
+	populated int
 }
 
 func newLiveBench(p Params) (_ *liveBench, err error) {
@@ -180,8 +176,8 @@ func newLiveBench(p Params) (_ *liveBench, err error) {
 	if lb.realIDs, err = configureOneVIP(lb.dp, liveVIP, v0.Attrs().HardwareAddr, reals); err != nil {
 		return nil, fmt.Errorf("live: %w", err)
 	}
-	if lb.spreader, lb.spreadNext, lb.progs, err = flowSpreader(uint32(p.LiveFlows)); err != nil {
-		return nil, err
+	if lb.spreader, err = maps.NewFlowSpreader(uint32(p.LiveFlows), liveSport); err != nil {
+		return nil, fmt.Errorf("live: %w", err)
 	}
 	lb.frame, err = ackFrame(v1.Attrs().HardwareAddr, v0.Attrs().HardwareAddr,
 		netip.AddrPortFrom(liveClient, liveSport), netip.AddrPortFrom(liveVIP, 25))
@@ -196,9 +192,9 @@ func (lb *liveBench) Close() {
 	// Closing a nil *ebpf.Program or *ebpf.Map is a no-op.
 	lb.sink.Close()
 	lb.sinkCount.Close()
-	lb.spreader.Close()
-	lb.spreadNext.Close()
-	lb.progs.Close()
+	if lb.spreader != nil {
+		lb.spreader.Close()
+	}
 	if lb.bounce != nil {
 		lb.bounce.Close()
 	}
@@ -246,13 +242,10 @@ func (lb *liveBench) run(prog string, flows int) (mpps, sinkFrac float64, misses
 	}
 	runProg := target
 	if flows > 1 {
-		if err := lb.progs.Put(uint32(0), target); err != nil {
-			return 0, 0, 0, fmt.Errorf("live: put %s in the spreader's program array: %w", prog, err)
+		if err := lb.spreader.Target(target); err != nil {
+			return 0, 0, 0, fmt.Errorf("live: spreader before %s: %w", prog, err)
 		}
-		if err := lb.spreadNext.Put(uint32(0), make([]uint64, ebpf.MustPossibleCPU())); err != nil {
-			return 0, 0, 0, fmt.Errorf("live: reset spreader: %w", err)
-		}
-		runProg = lb.spreader
+		runProg = lb.spreader.Program
 	}
 	g0, err := lb.dp.GlobalCounters()
 	if err != nil {
@@ -362,61 +355,6 @@ func countingSink() (*ebpf.Program, *ebpf.Map, error) {
 		return nil, nil, fmt.Errorf("live: load counting sink: %w", err)
 	}
 	return prog, m, nil
-}
-
-// flowSpreader is an XDP program that gives each packet of a repeated test
-// run its own flow out of n: a per-CPU counter c (mod n) becomes the TCP
-// source port (c & 0xffff, flow 0 keeps liveSport) and the last byte of the
-// IPv4 source address (c >> 16); then it tail-calls slot 0 of the returned
-// program array (the bounce or dsrlb). The same spreader runs in front of
-// both, so their ratio stays fair. Its attach type matches theirs (SEC
-// "xdp"): a program array only takes programs compatible with its owner.
-func flowSpreader(n uint32) (*ebpf.Program, *ebpf.Map, *ebpf.Map, error) {
-	ctr, err := ebpf.NewMap(&ebpf.MapSpec{Name: "spread_next", Type: ebpf.PerCPUArray, KeySize: 4, ValueSize: 8, MaxEntries: 1})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("live: spreader counter map: %w", err)
-	}
-	progs, err := ebpf.NewMap(&ebpf.MapSpec{Name: "spread_next_prog", Type: ebpf.ProgramArray, KeySize: 4, ValueSize: 4, MaxEntries: 1})
-	if err != nil {
-		ctr.Close()
-		return nil, nil, nil, fmt.Errorf("live: spreader program array: %w", err)
-	}
-	insns := asm.Instructions{asm.Mov.Reg(asm.R6, asm.R1)}
-	insns = append(insns, lookupSlot0(ctr, "pass")...)
-	insns = append(insns,
-		asm.LoadMem(asm.R7, asm.R0, 0, asm.DWord),
-		asm.Mov.Reg(asm.R8, asm.R7),
-		asm.Add.Imm(asm.R8, 1),
-		asm.StoreMem(asm.R0, 0, asm.R8, asm.DWord),
-		asm.Mod.Imm(asm.R7, int32(n)),
-		asm.LoadMem(asm.R2, asm.R6, 0, asm.Word), // data
-		asm.LoadMem(asm.R3, asm.R6, 4, asm.Word), // data_end
-		asm.Mov.Reg(asm.R4, asm.R2),
-		asm.Add.Imm(asm.R4, offSport+2),
-		asm.JGT.Reg(asm.R4, asm.R3, "pass"),
-		asm.Mov.Reg(asm.R5, asm.R7),
-		asm.And.Imm(asm.R5, 0xffff),
-		asm.JNE.Imm(asm.R5, 0, "port"),
-		asm.Mov.Imm(asm.R5, liveSport),
-		asm.HostTo(asm.BE, asm.R5, asm.Half).WithSymbol("port"),
-		asm.StoreMem(asm.R2, offSport, asm.R5, asm.Half),
-		asm.Mov.Reg(asm.R5, asm.R7),
-		asm.RSh.Imm(asm.R5, 16),
-		asm.StoreMem(asm.R2, offSrcLast, asm.R5, asm.Byte),
-		asm.Mov.Reg(asm.R1, asm.R6),
-		asm.LoadMapPtr(asm.R2, progs.FD()),
-		asm.Mov.Imm(asm.R3, 0),
-		asm.FnTailCall.Call(),
-		asm.Mov.Imm(asm.R0, 2).WithSymbol("pass"), // XDP_PASS: the tail call failed
-		asm.Return(),
-	)
-	prog, err := ebpf.NewProgram(&ebpf.ProgramSpec{Name: "flow_spreader", Type: ebpf.XDP, AttachType: ebpf.AttachXDP, License: "GPL", Instructions: insns})
-	if err != nil {
-		ctr.Close()
-		progs.Close()
-		return nil, nil, nil, fmt.Errorf("live: load flow spreader: %w", err)
-	}
-	return prog, ctr, progs, nil
 }
 
 // lookupSlot0 looks up key 0 of m into R0, jumping to label when absent.
