@@ -224,7 +224,8 @@ type BackendSeries struct {
 	Name string `json:"name"`
 	// Present says whether the newest sample still has the backend; State,
 	// Reason, LastReply, RingShare and LastPacketAt come from the newest
-	// sample that has it.
+	// sample. A backend no longer in it has State "removed", a zero ring
+	// share and no details.
 	Present      bool       `json:"present"`
 	State        string     `json:"state"`
 	Reason       string     `json:"reason"`
