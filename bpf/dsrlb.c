@@ -22,14 +22,14 @@ static __always_inline void count(__u32 counter)
 		*v += 1;
 }
 
-static __always_inline void account(void *map, __u32 id, struct packet *pkt, __u64 now, int new_flow)
+static __always_inline void account(void *map, __u32 id, struct packet *pkt, __u64 now)
 {
 	struct counters *c = bpf_map_lookup_elem(map, &id);
 	if (!c)
 		return;
 	c->packets++;
 	c->bytes += pkt->pkt_len;
-	c->new_flows += new_flow;
+	c->new_flows += pkt->is_syn;
 	c->last_seen = now;
 }
 
@@ -58,6 +58,7 @@ static __always_inline int parse_packet(struct xdp_md *ctx, struct packet *pkt)
 		return PARSE_FRAGMENT;
 	if (l4 != IPPROTO_TCP || parse_tcp(&c, &pkt->flow, &pkt->tcp_flags, 1))
 		return PARSE_NOT_OURS;
+	pkt->is_syn = (pkt->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 	return PARSE_TCP;
 }
 
@@ -130,10 +131,9 @@ static __always_inline int may_record(struct lb_settings *s)
 static __always_inline struct real_entry *pick_real(struct packet *pkt, struct vip_meta *vip,
 						    struct lb_settings *s, __u32 *id)
 {
-	int syn = (pkt->tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
 	struct real_entry *real;
 
-	if (!syn) {
+	if (!pkt->is_syn) {
 		__u32 *flow_id = lookup_flow(&pkt->flow);
 		if (flow_id) {
 			*id = *flow_id;
@@ -206,9 +206,8 @@ int dsrlb_xdp(struct xdp_md *ctx)
 		return XDP_PASS;
 	}
 
-	int new_flow = (pkt.tcp_flags & (TCP_SYN | TCP_ACK)) == TCP_SYN;
-	account(&vip_stats, vip->id, &pkt, now, new_flow);
-	account(&real_stats, real_id, &pkt, now, new_flow);
+	account(&vip_stats, vip->id, &pkt, now);
+	account(&real_stats, real_id, &pkt, now);
 	if (pkt.is_icmp_ptb)
 		count(G_ICMP_FWD);
 	return rewrite_macs(ctx, real, s);

@@ -84,7 +84,7 @@ struct flood_window {
 struct packet {
 	struct flow_key flow;
 	__u8 tcp_flags;
-	__u8 is_fragment; /* non-first fragment: no L4 header */
+	__u8 is_syn;      /* SYN without ACK: a new connection */
 	__u8 is_icmp_ptb; /* ICMP frag-needed / ICMPv6 packet-too-big; flow is the inner one, reversed */
 	__u8 pad;
 	__u32 pkt_len;
