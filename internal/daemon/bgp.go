@@ -80,7 +80,7 @@ func (d *Daemon) announceVIPs() {
 		switch {
 		case vs.shares != nil:
 			on = append(on, name)
-		case vs.ringKey == "":
+		case !vs.ringApplied:
 			undecided = append(undecided, name)
 		}
 	}

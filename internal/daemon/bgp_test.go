@@ -54,9 +54,9 @@ func TestAnnounceVIPsKeepsUndecided(t *testing.T) {
 	}
 	birdc, log := fakeBirdc(t, dir, "0003 Reconfigured", 0)
 	d := &Daemon{cfg: cfg, log: slog.New(slog.NewTextHandler(io.Discard, nil)), vips: map[string]*vipState{
-		"internet": {cfg: cfg.VIPs[0]},                                                      // first round not done
-		"relay":    {cfg: cfg.VIPs[1], ringKey: "empty"},                                    // no usable backend
-		"solo":     {cfg: cfg.VIPs[2], ringKey: "1:100,", shares: map[uint32]float64{1: 1}}, // ring
+		"internet": {cfg: cfg.VIPs[0]},                                                                         // first round not done
+		"relay":    {cfg: cfg.VIPs[1], ringApplied: true},                                                      // no usable backend
+		"solo":     {cfg: cfg.VIPs[2], ringApplied: true, ringKey: "1:100,", shares: map[uint32]float64{1: 1}}, // ring
 	}}
 	d.bgp.opts = bgp.Options{Birdc: birdc}
 	d.announceVIPs()
@@ -81,7 +81,7 @@ func TestAnnounceVIPsKeepsUndecided(t *testing.T) {
 	}
 
 	// The first round ends with no usable backend: internet is withdrawn.
-	d.vips["internet"].ringKey = "empty"
+	d.vips["internet"].ringApplied = true
 	d.announceVIPs()
 	ann, names, _ = d.bgp.prepare(d.log)
 	if !slices.Equal(names, []string{"solo"}) {

@@ -70,10 +70,14 @@ type Daemon struct {
 
 // vipState is the applied state of one VIP.
 type vipState struct {
-	cfg     config.VIP
-	id      uint32
-	reals   map[string]*realState // by backend name
-	ringKey string                // the active set the current ring was built from
+	cfg   config.VIP
+	id    uint32
+	reals map[string]*realState // by backend name
+	// ringApplied: a ring (possibly empty) has been applied, i.e. the
+	// VIP's first probe round is over; ringKey is that ring's active set
+	// ("" for an empty ring).
+	ringApplied bool
+	ringKey     string
 	// shares is the fraction of ring slots per real id; nil: empty ring.
 	// (The table itself lives only in the kernel: 256 KiB per VIP.)
 	shares map[uint32]float64

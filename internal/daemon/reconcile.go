@@ -260,7 +260,11 @@ func (d *Daemon) reconcile() error {
 	}
 	d.refreshMACs()
 	var errs []error
-	var later []*realState
+	type pair struct {
+		vs *vipState
+		rs *realState
+	}
+	var later []pair // pairs leaving up: written after the rings
 	for _, vs := range d.vips {
 		for _, rs := range vs.reals {
 			state, reason := d.effectiveState(vs.cfg.Name, rs)
@@ -273,7 +277,7 @@ func (d *Daemon) reconcile() error {
 			if state == maps.RealUp {
 				errs = append(errs, d.writeReal(vs, rs))
 			} else {
-				later = append(later, rs)
+				later = append(later, pair{vs, rs})
 			}
 		}
 	}
@@ -288,12 +292,8 @@ func (d *Daemon) reconcile() error {
 		errs = append(errs, d.retirePairs())
 	}
 	d.announceVIPs()
-	for _, rs := range later {
-		for _, vs := range d.vips {
-			if vs.reals[rs.backend.Name] == rs {
-				errs = append(errs, d.writeReal(vs, rs))
-			}
-		}
+	for _, p := range later {
+		errs = append(errs, d.writeReal(p.vs, p.rs))
 	}
 	return errors.Join(errs...)
 }
@@ -382,21 +382,25 @@ func activeSet(vs *vipState) []*realState {
 
 // updateRing rebuilds and swaps the VIP's ring when its active set changed.
 func (d *Daemon) updateRing(vs *vipState) error {
-	if vs.shares == nil && vs.ringKey == "" && !d.firstRoundDone(vs) {
+	if !vs.ringApplied && !d.firstRoundDone(vs) {
 		return nil // DESIGN 4: nothing is forwarded before one probe round
 	}
 	active := activeSet(vs)
-	var key strings.Builder
+	var b strings.Builder
 	for _, rs := range active {
-		key.WriteString(strconv.Itoa(int(rs.id)) + ":" + strconv.Itoa(int(rs.weight)) + ",")
+		b.WriteString(strconv.Itoa(int(rs.id)) + ":" + strconv.Itoa(int(rs.weight)) + ",")
 	}
-	if vs.ringKey == key.String() && vs.shares != nil || (len(active) == 0 && vs.ringKey == "empty") {
+	key := b.String()
+	if vs.ringApplied && vs.ringKey == key {
 		return nil
 	}
 	if len(active) == 0 {
-		vs.shares, vs.ringKey = nil, "empty"
+		if err := d.dp.ClearRing(vs.id); err != nil {
+			return err
+		}
+		vs.ringApplied, vs.ringKey, vs.shares = true, key, nil
 		d.log.Warn("no usable backend: VIP traffic goes to the local stack", "vip", vs.cfg.Name)
-		return d.dp.ClearRing(vs.id)
+		return nil
 	}
 	bs := make([]maps.MaglevBackend, len(active))
 	for i, rs := range active {
@@ -409,7 +413,7 @@ func (d *Daemon) updateRing(vs *vipState) error {
 	if err := d.dp.SwapRing(vs.id, table); err != nil {
 		return err
 	}
-	vs.shares, vs.ringKey = maps.Shares(table), key.String()
+	vs.ringApplied, vs.ringKey, vs.shares = true, key, maps.Shares(table)
 	names := make([]string, len(active))
 	for i, rs := range active {
 		names[i] = rs.backend.Name
