@@ -78,7 +78,7 @@ func (d *Daemon) SetDrain(req DrainRequest) error {
 	d.mu.Lock()
 	cfg := d.cfg
 	d.mu.Unlock()
-	if err := checkDrainTarget(cfg, req.VIP, req.Backend); err != nil {
+	if err := CheckDrainTarget(cfg, req.VIP, req.Backend); err != nil {
 		return err
 	}
 	// One change at a time from file to d.admin, so a slower request

@@ -73,9 +73,9 @@ func (c *Client) Drain(ctx context.Context, req DrainRequest) error {
 	return c.do(ctx, http.MethodPost, "/drain", req, nil)
 }
 
-// checkDrainTarget checks that backend exists and, when vip is set, that
-// the VIP exists and lists the backend.
-func checkDrainTarget(cfg *config.Config, vip, backend string) error {
+// CheckDrainTarget checks that backend exists and, when vip is set, that
+// the VIP exists and lists the backend (the daemon and the CLI both ask).
+func CheckDrainTarget(cfg *config.Config, vip, backend string) error {
 	if _, ok := cfg.Backend(backend); !ok {
 		var names []string
 		for _, b := range cfg.Backends {
@@ -94,9 +94,4 @@ func checkDrainTarget(cfg *config.Config, vip, backend string) error {
 		return fmt.Errorf("%s: vip %q does not list backend %q", cfg.Path, vip, backend)
 	}
 	return nil
-}
-
-// CheckDrainTarget is checkDrainTarget for the CLI (drain without a daemon).
-func CheckDrainTarget(cfg *config.Config, vip, backend string) error {
-	return checkDrainTarget(cfg, vip, backend)
 }

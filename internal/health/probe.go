@@ -547,7 +547,7 @@ func (s *session) readLines() (reply, error) {
 		}
 		line := strings.TrimRight(string(raw), "\r\n")
 		s.res.Transcript = append(s.res.Transcript, "S: "+line)
-		code, sep, text, ok := parseReplyLine(line)
+		code, sep, text, ok := ParseReplyLine(line)
 		if !ok || (n > 0 && code != r.code) || n >= maxReplyLines {
 			return r, &garbageError{line: line}
 		}
@@ -562,8 +562,10 @@ func (s *session) readLines() (reply, error) {
 	}
 }
 
-// parseReplyLine splits "250-text", "250 text" or "250" into its parts.
-func parseReplyLine(line string) (code int, sep byte, text string, ok bool) {
+// ParseReplyLine splits one SMTP reply line: its code (200-599), its
+// separator (' ' on the last line of a reply, '-' on the others) and its
+// text. ok is false for anything else.
+func ParseReplyLine(line string) (code int, sep byte, text string, ok bool) {
 	if len(line) < 3 {
 		return 0, 0, "", false
 	}

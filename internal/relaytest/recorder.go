@@ -3,10 +3,11 @@ package relaytest
 import (
 	"bufio"
 	"fmt"
-	"github.com/dsrlb/dsrlb/internal/safetext"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/dsrlb/dsrlb/internal/safetext"
 )
 
 // recorder is the net.Conn given to the go-smtp client. It keeps a

@@ -12,7 +12,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/dsrlb/dsrlb/internal/safetext"
 	"net"
 	"net/netip"
 	"strconv"
@@ -20,6 +19,9 @@ import (
 	"time"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/dsrlb/dsrlb/internal/health"
+	"github.com/dsrlb/dsrlb/internal/safetext"
 )
 
 // DefaultTimeout bounds the connection and each SMTP command when
@@ -320,14 +322,18 @@ func lastReply(lines []string) []string {
 	return lines[start:end]
 }
 
-// isReplyLine reports whether l starts with a three-digit reply code.
-func isReplyLine(l string) bool {
-	return len(l) >= 3 && l[0] >= '2' && l[0] <= '5' && l[1] >= '0' && l[1] <= '9' && l[2] >= '0' && l[2] <= '9'
+// isFinalLine reports whether l is the last line of a reply ("250 ok").
+func isFinalLine(l string) bool {
+	_, sep, _, ok := health.ParseReplyLine(l)
+	return ok && sep == ' '
 }
 
-func isFinalLine(l string) bool { return isReplyLine(l) && (len(l) == 3 || l[3] == ' ') }
-
-func isContinuation(l string) bool { return isReplyLine(l) && len(l) > 3 && l[3] == '-' }
+// isContinuation reports whether l is a line of a reply with more to come
+// ("250-PIPELINING").
+func isContinuation(l string) bool {
+	_, sep, _, ok := health.ParseReplyLine(l)
+	return ok && sep == '-'
+}
 
 // end sends RSET and QUIT, then stops. They are written on the connection
 // directly rather than through the go-smtp client: after a refused banner
