@@ -189,7 +189,7 @@ func (d *Daemon) start(ctx context.Context) error {
 	if err := rlimit.RemoveMemlock(); err != nil {
 		return fmt.Errorf("remove memlock limit: %w", err)
 	}
-	if err := ensureBPFFS(filepath.Dir(lb.PinPath)); err != nil {
+	if err := maps.EnsureBPFFS(filepath.Dir(lb.PinPath)); err != nil {
 		return err
 	}
 	d.link, err = netif.LookupLink(lb.Interface)
@@ -328,21 +328,6 @@ func lockStateDir(dir string) (*os.File, error) {
 		return nil, fmt.Errorf("another dsrlb is running with state_dir %s (lock %s held): stop it first", dir, f.Name())
 	}
 	return f, nil
-}
-
-// ensureBPFFS mounts bpffs on dir when it is not mounted there.
-func ensureBPFFS(dir string) error {
-	var st unix.Statfs_t
-	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
-		return nil
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("bpffs: %w", err)
-	}
-	if err := unix.Mount("bpf", dir, "bpf", 0, ""); err != nil {
-		return fmt.Errorf("mount bpffs on %s: %w", dir, err)
-	}
-	return nil
 }
 
 // fileStamp identifies a version of the config file.

@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 )
 
 // Limits of the data plane; they mirror bpf/consts.h.
@@ -144,6 +145,22 @@ func (d *Dataplane) Unpin() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// EnsureBPFFS mounts bpffs on dir unless it is mounted there already (it
+// is not by default on Debian), so maps and links can be pinned under it.
+func EnsureBPFFS(dir string) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err == nil && st.Type == unix.BPF_FS_MAGIC {
+		return nil
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("bpffs: %w", err)
+	}
+	if err := unix.Mount("bpf", dir, "bpf", 0, ""); err != nil {
+		return fmt.Errorf("mount bpffs on %s: %w", dir, err)
+	}
+	return nil
 }
 
 // Settings are the node-wide values the program reads on every packet.

@@ -8,19 +8,14 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
-
-	"golang.org/x/sys/unix"
 )
 
 // testPinPath returns a unique directory on bpffs, removed after the test.
 func testPinPath(t *testing.T) string {
 	t.Helper()
 	const root = "/sys/fs/bpf"
-	var st unix.Statfs_t
-	if err := unix.Statfs(root, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
-		if err := unix.Mount("bpf", root, "bpf", 0, ""); err != nil {
-			t.Fatalf("mount bpffs on %s: %v", root, err)
-		}
+	if err := EnsureBPFFS(root); err != nil {
+		t.Fatal(err)
 	}
 	dir := filepath.Join(root, fmt.Sprintf("dsrlb-test-%d-%s", os.Getpid(), t.Name()))
 	t.Cleanup(func() { os.RemoveAll(dir) })

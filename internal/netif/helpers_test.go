@@ -14,7 +14,6 @@ import (
 
 	"github.com/cilium/ebpf"
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/dsrlb/dsrlb/internal/lab"
 	"github.com/dsrlb/dsrlb/internal/maps"
@@ -51,11 +50,8 @@ var pinCounter atomic.Int64
 func testPin(t *testing.T) string {
 	t.Helper()
 	const root = "/sys/fs/bpf"
-	var st unix.Statfs_t
-	if err := unix.Statfs(root, &st); err != nil || st.Type != unix.BPF_FS_MAGIC {
-		if err := unix.Mount("bpf", root, "bpf", 0, ""); err != nil {
-			t.Fatalf("mount bpffs on %s: %v", root, err)
-		}
+	if err := maps.EnsureBPFFS(root); err != nil {
+		t.Fatal(err)
 	}
 	dir := filepath.Join(root, fmt.Sprintf("dsrlb-netif-%d-%d", os.Getpid(), pinCounter.Add(1)))
 	pin := filepath.Join(dir, "link")
