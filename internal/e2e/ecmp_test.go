@@ -115,16 +115,7 @@ password = %q
 	if err := n.WriteConfig(extra); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		n.Stop()
-		if out, err := n.Run("detach"); err != nil {
-			t.Logf("detach: %v\n%s", err, out)
-		}
-		os.RemoveAll(pins)
-		if t.Failed() {
-			t.Logf("dsrlb logs of %s:\n%s", h.Name, n.Logs())
-		}
-	})
+	cleanupNode(t, n, pins, h.Name)
 	e.nodes = append(e.nodes, n)
 	return n
 }
@@ -508,7 +499,7 @@ func TestECMPNodeWithoutBackends(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := time.Now()
-	if _, err := e.nodes[1].WaitFor(t.Context(), 10*time.Second, "every backend down on node 1", allDown); err != nil {
+	if _, err := e.nodes[1].WaitFor(t.Context(), 10*time.Second, "every backend down on node 1", labnode.AllDown); err != nil {
 		t.Fatal(err)
 	}
 	for _, vip := range []netip.Addr{labnode.InternetAddr, labnode.RelayAddr, labnode.SpareAddr} {
@@ -550,16 +541,4 @@ func TestECMPNodeWithoutBackends(t *testing.T) {
 	}
 	e.waitPaths(labnode.InternetAddr, both, 15*time.Second)
 	t.Logf("router has node 1 again %s after it reached its backends", time.Since(healed).Round(100*time.Millisecond))
-}
-
-// allDown reports whether every backend of every VIP is down.
-func allDown(st daemon.Status) bool {
-	for _, v := range st.VIPs {
-		for _, b := range v.Backends {
-			if b.State != "down" {
-				return false
-			}
-		}
-	}
-	return len(st.VIPs) > 0
 }

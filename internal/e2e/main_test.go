@@ -81,6 +81,13 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 	}
 	e.node = n
+	cleanupNode(t, n, pins, l.LB.Name)
+	return e
+}
+
+// cleanupNode stops node n after the test, detaches it, removes its pins
+// and, when the test failed, prints its logs.
+func cleanupNode(t *testing.T, n *labnode.Node, pins, name string) {
 	t.Cleanup(func() {
 		n.Stop()
 		if out, err := n.Run("detach"); err != nil {
@@ -88,10 +95,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 		}
 		os.RemoveAll(pins)
 		if t.Failed() {
-			t.Logf("dsrlb logs:\n%s", n.Logs())
+			t.Logf("dsrlb logs of %s:\n%s", name, n.Logs())
 		}
 	})
-	return e
 }
 
 func (e *env) start() {

@@ -314,10 +314,16 @@ func (n *Node) WaitFor(ctx context.Context, timeout time.Duration, what string, 
 }
 
 // AllUp reports whether every backend of every VIP is up.
-func AllUp(st daemon.Status) bool {
+func AllUp(st daemon.Status) bool { return allIn(st, "up") }
+
+// AllDown reports whether every backend of every VIP is down.
+func AllDown(st daemon.Status) bool { return allIn(st, "down") }
+
+// allIn reports whether st has VIPs and every backend of each is in state.
+func allIn(st daemon.Status, state string) bool {
 	for _, v := range st.VIPs {
 		for _, b := range v.Backends {
-			if b.State != "up" {
+			if b.State != state {
 				return false
 			}
 		}
