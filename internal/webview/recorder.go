@@ -402,26 +402,25 @@ func (a *backendAcc) flush(t int64) {
 
 // fillLatest copies the newest known details of each backend. r.mu is held.
 func (r *Recorder) fillLatest(vips []VIPSeries) {
+	type key struct{ vip, backend string }
+	latest := map[key]BackendSample{}
+	for _, v := range r.latest.VIPs {
+		for _, b := range v.Backends {
+			latest[key{v.Name, b.Name}] = b
+		}
+	}
 	for vi := range vips {
 		for bi := range vips[vi].Backends {
 			b := &vips[vi].Backends[bi]
-			for _, v := range r.latest.VIPs {
-				if v.Name != vips[vi].Name {
-					continue
-				}
-				for _, lb := range v.Backends {
-					if lb.Name != b.Name {
-						continue
-					}
-					b.Present, b.State, b.Reason, b.LastReply, b.RingShare = true, lb.State, lb.Reason, lb.LastReply, lb.RingShare
-					if !lb.LastPacketAt.IsZero() {
-						t := lb.LastPacketAt.UTC()
-						b.LastPacketAt = &t
-					}
-				}
-			}
-			if !b.Present {
+			lb, ok := latest[key{vips[vi].Name, b.Name}]
+			if !ok {
 				b.State, b.RingShare = Removed, 0
+				continue
+			}
+			b.Present, b.State, b.Reason, b.LastReply, b.RingShare = true, lb.State, lb.Reason, lb.LastReply, lb.RingShare
+			if !lb.LastPacketAt.IsZero() {
+				t := lb.LastPacketAt.UTC()
+				b.LastPacketAt = &t
 			}
 		}
 	}
